@@ -1,0 +1,148 @@
+package bridge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// Command describes an upstream MCP server started as a subprocess that
+// speaks JSON-RPC on its stdin and stdout.
+type Command struct {
+	Path string
+	Args []string
+	// Env is the subprocess's whole environment, NAME=value. The gateway's
+	// own environment is not inherited, so its secrets stay its own.
+	Env []string
+	Dir string
+	// MaxMessageBytes bounds one message from the subprocess.
+	MaxMessageBytes int
+	// Logger receives the subprocess's stderr, line by line.
+	Logger *slog.Logger
+	// StopTimeout is how long Close waits after closing stdin before it
+	// kills the process.
+	StopTimeout time.Duration
+}
+
+// commandConn is a running subprocess as a Conn.
+type commandConn struct {
+	*StreamConn
+	cmd      *exec.Cmd
+	stdin    io.WriteCloser
+	exited   chan struct{}
+	waitErr  error
+	stop     time.Duration
+	stopOnce sync.Once
+}
+
+// Start starts the subprocess; ctx bounds only the start. Closing the returned Conn closes its stdin,
+// waits up to StopTimeout, then kills and reaps it.
+func (c Command) Start(ctx context.Context) (Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if c.Path == "" {
+		return nil, errors.New("bridge: upstream command is empty")
+	}
+	log := c.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cmd := exec.Command(c.Path, c.Args...)
+	cmd.Env = c.Env
+	if cmd.Env == nil {
+		cmd.Env = []string{}
+	}
+	cmd.Dir = c.Dir
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, Errorf(CodeUnavailable, "bridge: the upstream MCP server could not be started", err)
+	}
+	stop := c.StopTimeout
+	if stop <= 0 {
+		stop = 3 * time.Second
+	}
+	cc := &commandConn{cmd: cmd, stdin: stdin, exited: make(chan struct{}), stop: stop}
+	cc.StreamConn = NewStreamConn(stdout, stdin, StreamOptions{
+		MaxMessageBytes: c.MaxMessageBytes,
+		OnInvalid: func(err error) {
+			log.Warn("upstream wrote an invalid message; skipped", "pid", cmd.Process.Pid, "err", err)
+		},
+	})
+	var stderrDone sync.WaitGroup
+	stderrDone.Add(1)
+	go func() {
+		defer stderrDone.Done()
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 0, 4096), 64<<10)
+		for sc.Scan() {
+			line := sc.Text()
+			if len(line) > 2000 {
+				line = line[:2000] + "…"
+			}
+			log.Info("upstream stderr", "pid", cmd.Process.Pid, "line", line)
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	go func() {
+		// Wait closes the pipes: call it only after both readers stopped.
+		stderrDone.Wait()
+		<-cc.StreamConn.readDone
+		cc.waitErr = cmd.Wait()
+		close(cc.exited)
+	}()
+	return cc, nil
+}
+
+// Recv returns io.EOF once the process has exited and its output is read.
+func (cc *commandConn) Recv(ctx context.Context) (*Message, error) {
+	m, err := cc.StreamConn.Recv(ctx)
+	if err == io.EOF {
+		select {
+		case <-cc.exited:
+			if cc.waitErr != nil {
+				return nil, fmt.Errorf("upstream process exited: %w", cc.waitErr)
+			}
+		default:
+		}
+	}
+	return m, err
+}
+
+// Close closes stdin, gives the process StopTimeout to exit, then kills it,
+// and reaps it either way.
+func (cc *commandConn) Close() error {
+	cc.stopOnce.Do(func() {
+		_ = cc.StreamConn.Close() // stops the reader, so Wait can run
+		_ = cc.stdin.Close()
+		timer := time.NewTimer(cc.stop)
+		defer timer.Stop()
+		select {
+		case <-cc.exited:
+		case <-timer.C:
+			_ = cc.cmd.Process.Kill()
+			<-cc.exited
+		}
+	})
+	return nil
+}
+
+// Pid returns the subprocess's process id.
+func (cc *commandConn) Pid() int { return cc.cmd.Process.Pid }

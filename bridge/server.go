@@ -1,0 +1,593 @@
+package bridge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Header names of the Streamable HTTP transport.
+const (
+	HeaderSessionID       = "Mcp-Session-Id"
+	HeaderProtocolVersion = "Mcp-Protocol-Version"
+)
+
+// StatelessProtocolVersion is the first MCP revision without initialize or
+// sessions; each request carries its version in params._meta.
+const StatelessProtocolVersion = "2026-07-28"
+
+// metaProtocolVersion is the _meta key a stateless request names its version by.
+const metaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
+
+// ServerOptions configures a Streamable HTTP server.
+type ServerOptions struct {
+	// Server names the upstream, for SessionInfo and logs.
+	Server string
+	// Dial opens the upstream half of a new session. It is called once per
+	// session, and once per stateless request.
+	Dial func(ctx context.Context, info *SessionInfo) (Conn, error)
+	// Identify returns who sent r: the subject that sessions are bound to
+	// and the verified identity passed to the Filter. The gateway's
+	// authentication middleware has already run. Nil means anonymous.
+	Identify func(r *http.Request) (subject string, principal any)
+	// Filter sees every message. Nil forwards everything.
+	Filter Filter
+	// MaxMessageBytes bounds a request body and every message.
+	MaxMessageBytes int
+	// KeepAlive is the interval of SSE comments on idle streams.
+	KeepAlive time.Duration
+	// IdleTimeout ends sessions with nothing open for this long. Zero keeps
+	// them until DELETE or the upstream ends.
+	IdleTimeout time.Duration
+	// Logger receives diagnostics; never message bodies.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Server serves one upstream over the MCP Streamable HTTP transport
+// (protocol versions 2025-03-26 through 2026-07-28).
+type Server struct {
+	opts ServerOptions
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+}
+
+// NewServer returns a Server with secure defaults filled in.
+func NewServer(opts ServerOptions) (*Server, error) {
+	if opts.Dial == nil {
+		return nil, errors.New("bridge: ServerOptions.Dial is required")
+	}
+	if opts.Identify == nil {
+		opts.Identify = func(*http.Request) (string, any) { return "", nil }
+	}
+	if opts.Filter == nil {
+		opts.Filter = PassThrough
+	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if opts.KeepAlive <= 0 {
+		opts.KeepAlive = 15 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Server{opts: opts, sessions: map[string]*Session{}}, nil
+}
+
+// ServeHTTP implements the transport's POST, GET and DELETE.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodPost:
+		s.servePost(w, r)
+	case http.MethodGet:
+		s.serveGet(w, r)
+	case http.MethodDelete:
+		s.serveDelete(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
+	}
+}
+
+// httpError writes a JSON-RPC error body with an HTTP status, as MCP
+// clients expect for transport-level failures.
+func httpError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	code := CodeInvalidRequest
+	if status == http.StatusRequestEntityTooLarge {
+		code = CodeRefused
+	}
+	_, _ = w.Write(NewError(nil, code, msg).Raw)
+	_, _ = w.Write([]byte("\n"))
+}
+
+func acceptsType(r *http.Request, typ string) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err == nil && (mt == typ || mt == "*/*") {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup returns the session named by the request, or why not.
+func (s *Server) lookup(r *http.Request, subject string) (*Session, int, string) {
+	id := r.Header.Get(HeaderSessionID)
+	s.mu.Lock()
+	sess := s.sessions[id]
+	s.mu.Unlock()
+	// A session of another subject is reported exactly like a missing one.
+	if sess == nil || sess.Info.Owner != subject || sess.Closed() {
+		return nil, http.StatusNotFound, "session not found: start a new one with initialize"
+	}
+	return sess, 0, ""
+}
+
+func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
+			httpError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+			return
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.opts.MaxMessageBytes)+1))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "could not read the request body")
+		return
+	}
+	if len(body) > s.opts.MaxMessageBytes {
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("message over the %d byte limit", s.opts.MaxMessageBytes))
+		return
+	}
+	msgs, err := ParseBatch(body)
+	if err != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write(NewError(nil, CodeParseError, err.Error()).Raw)
+		return
+	}
+	subject, principal := s.opts.Identify(r)
+
+	var sess *Session
+	created := false
+	switch {
+	case r.Header.Get(HeaderSessionID) != "":
+		var status int
+		var msg string
+		if sess, status, msg = s.lookup(r, subject); sess == nil {
+			httpError(w, status, msg)
+			return
+		}
+	case hasInitialize(msgs):
+		if sess, err = s.newSession(r.Context(), subject, principal, false); err != nil {
+			s.opts.Logger.Error("upstream dial failed", "server", s.opts.Server, "err", err)
+			code, msg := publicMessage(err)
+			writeJSONMessages(w, http.StatusOK, errorsFor(msgs, code, msg))
+			return
+		}
+		created = true
+	case isStateless(r, msgs):
+		if sess, err = s.newSession(r.Context(), subject, principal, true); err != nil {
+			s.opts.Logger.Error("upstream dial failed", "server", s.opts.Server, "err", err)
+			code, msg := publicMessage(err)
+			writeJSONMessages(w, http.StatusOK, errorsFor(msgs, code, msg))
+			return
+		}
+		defer sess.close("stateless request finished")
+	default:
+		httpError(w, http.StatusBadRequest, "missing Mcp-Session-Id header: send initialize first")
+		return
+	}
+	sess.touch()
+	if created {
+		w.Header().Set(HeaderSessionID, sess.Info.ID)
+		s.register(sess)
+	}
+
+	var requests []*Message
+	for _, m := range msgs {
+		if m.Kind == KindRequest {
+			requests = append(requests, m)
+		}
+	}
+	if len(requests) == 0 {
+		for _, m := range msgs {
+			s.fromClient(r.Context(), sess, principal, m, nil)
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	s.answer(w, r, sess, principal, msgs, requests)
+}
+
+// answer forwards a POST that holds requests and writes their responses,
+// as an SSE stream when the client accepts one, else as JSON.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, sess *Session, principal any, msgs, requests []*Message) {
+	st := newStream(acceptsType(r, "text/event-stream"))
+	dups := sess.openStream(st, requests)
+	defer sess.closeStream(st, "the client closed the request's connection")
+
+	var early []*Message
+	for _, d := range dups {
+		early = append(early, NewError(d.ID, CodeInvalidRequest, "a request with this id is already in flight"))
+	}
+	for _, m := range msgs {
+		if m.Kind == KindRequest && containsMsg(dups, m) {
+			continue
+		}
+		go s.fromClient(r.Context(), sess, principal, m, st)
+	}
+
+	awaiting := len(requests) - len(dups)
+	if !st.sse {
+		s.answerJSON(w, r, sess, st, awaiting, early)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	flush := func() {
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	flush()
+	for _, e := range early {
+		_ = writeEvent(w, Event{Name: "message", Data: e.Raw})
+	}
+	flush()
+	keepAlive := time.NewTicker(s.opts.KeepAlive)
+	defer keepAlive.Stop()
+	for awaiting > 0 {
+		select {
+		case m := <-st.ch:
+			if m.Kind == KindResponse || m.Kind == 0 {
+				if !st.awaiting[m.IDKey()] {
+					continue
+				}
+				delete(st.awaiting, m.IDKey())
+				awaiting--
+				if m.Kind == 0 { // cancelled by the client
+					continue
+				}
+			}
+			if err := writeEvent(w, Event{Name: "message", Data: m.Raw}); err != nil {
+				return
+			}
+			flush()
+		case <-keepAlive.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+			flush()
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// answerJSON waits for every response and writes them as one JSON body.
+// Other messages meant for this stream go to the session's other streams.
+func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, sess *Session, st *stream, awaiting int, out []*Message) {
+	var reroute []*Message
+	for awaiting > 0 {
+		select {
+		case m := <-st.ch:
+			if m.Kind == KindResponse || m.Kind == 0 {
+				if !st.awaiting[m.IDKey()] {
+					continue
+				}
+				delete(st.awaiting, m.IDKey())
+				awaiting--
+				if m.Kind == KindResponse {
+					out = append(out, m)
+				}
+				continue
+			}
+			reroute = append(reroute, m)
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if len(reroute) > 0 {
+		go func() {
+			for _, m := range reroute {
+				sess.deliverUnsolicited(m)
+			}
+		}()
+	}
+	writeJSONMessages(w, http.StatusOK, out)
+}
+
+func writeJSONMessages(w http.ResponseWriter, status int, msgs []*Message) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if len(msgs) == 1 {
+		_, _ = w.Write(msgs[0].Raw)
+		return
+	}
+	raws := make([]json.RawMessage, len(msgs))
+	for i, m := range msgs {
+		raws[i] = m.Raw
+	}
+	b, _ := json.Marshal(raws)
+	_, _ = w.Write(b)
+}
+
+func errorsFor(msgs []*Message, code int, text string) []*Message {
+	var out []*Message
+	for _, m := range msgs {
+		if m.Kind == KindRequest {
+			out = append(out, NewError(m.ID, code, text))
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, NewError(nil, code, text))
+	}
+	return out
+}
+
+func containsMsg(list []*Message, m *Message) bool {
+	for _, x := range list {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// fromClient filters one client message and forwards it upstream, or
+// answers it directly. st carries the answer to a request.
+func (s *Server) fromClient(ctx context.Context, sess *Session, principal any, m *Message, st *stream) {
+	x := &Exchange{Session: sess.Info, Principal: principal, Direction: FromClient}
+	switch m.Kind {
+	case KindRequest:
+		if m.Method == "initialize" {
+			sess.Info.noteInitialize(m)
+		}
+		x.Notify = func(n *Message) { sess.deliver(st, n) }
+	case KindResponse:
+		x.Request = sess.takeServerRequest(m)
+	case KindNotification:
+		if m.Method == "notifications/cancelled" {
+			defer sess.clientCancelled(m)
+		}
+	}
+	v, err := sess.filter.Filter(ctx, x, m)
+	if err != nil {
+		s.opts.Logger.Warn("client message refused", "session", sess.Info.ID, "server", sess.Info.Server,
+			"method", m.Method, "kind", m.Kind.String(), "err", err)
+		if m.Kind != KindRequest {
+			return
+		}
+		code, msg := publicMessage(err)
+		v = Verdict{Reply: NewError(m.ID, code, msg)}
+	}
+	if v.Reply != nil {
+		if m.Kind == KindRequest {
+			sess.answerDirect(m, v.Reply)
+		}
+		return
+	}
+	if v.Forward == nil {
+		if m.Kind == KindRequest { // a filter must not leave a request unanswered
+			sess.answerDirect(m, NewError(m.ID, CodeRefused, "bridge: the gateway dropped this request"))
+		}
+		return
+	}
+	if err := sess.upstream.Send(sess.ctx, v.Forward); err != nil {
+		s.opts.Logger.Warn("send upstream failed", "session", sess.Info.ID, "server", sess.Info.Server, "err", err)
+		if m.Kind == KindRequest {
+			sess.answerDirect(m, NewError(m.ID, CodeUnavailable, "bridge: the upstream MCP server is unavailable"))
+		}
+	}
+}
+
+// answerDirect answers a pending client request without the upstream.
+func (sess *Session) answerDirect(req *Message, resp *Message) {
+	sess.mu.Lock()
+	p, ok := sess.pending[req.IDKey()]
+	if ok {
+		delete(sess.pending, req.IDKey())
+		if p.progress != "" {
+			delete(sess.progress, p.progress)
+		}
+	}
+	sess.mu.Unlock()
+	if ok {
+		sess.deliver(p.stream, resp)
+	}
+}
+
+func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
+	if !acceptsType(r, "text/event-stream") {
+		httpError(w, http.StatusNotAcceptable, "GET needs Accept: text/event-stream")
+		return
+	}
+	subject, _ := s.opts.Identify(r)
+	if r.Header.Get(HeaderSessionID) == "" {
+		httpError(w, http.StatusBadRequest, "missing Mcp-Session-Id header")
+		return
+	}
+	sess, status, msg := s.lookup(r, subject)
+	if sess == nil {
+		httpError(w, status, msg)
+		return
+	}
+	st := newStream(true)
+	if !sess.openGet(st) {
+		httpError(w, http.StatusConflict, "this session already has a GET stream open")
+		return
+	}
+	defer sess.closeGet(st)
+	sess.touch()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	keepAlive := time.NewTicker(s.opts.KeepAlive)
+	defer keepAlive.Stop()
+	for {
+		select {
+		case m := <-st.ch:
+			if m.Kind == 0 {
+				continue
+			}
+			if err := writeEvent(w, Event{Name: "message", Data: m.Raw}); err != nil {
+				return
+			}
+		case <-keepAlive.C:
+			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
+				return
+			}
+		case <-sess.ctx.Done():
+			return
+		case <-r.Context().Done():
+			return
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+}
+
+func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
+	subject, _ := s.opts.Identify(r)
+	sess, status, msg := s.lookup(r, subject)
+	if sess == nil {
+		httpError(w, status, msg)
+		return
+	}
+	sess.close("the client ended the session")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func hasInitialize(msgs []*Message) bool {
+	for _, m := range msgs {
+		if m.Kind == KindRequest && m.Method == "initialize" {
+			return true
+		}
+	}
+	return false
+}
+
+// isStateless reports whether a session-less POST uses protocol 2026-07-28.
+func isStateless(r *http.Request, msgs []*Message) bool {
+	if r.Header.Get(HeaderProtocolVersion) >= StatelessProtocolVersion {
+		return true
+	}
+	for _, m := range msgs {
+		if m.Kind != KindRequest {
+			continue
+		}
+		var v string
+		if raw, ok := m.ParamsMeta()[metaProtocolVersion]; ok && json.Unmarshal(raw, &v) == nil && v >= StatelessProtocolVersion {
+			return true
+		}
+	}
+	return false
+}
+
+// newSession dials the upstream for a new session.
+func (s *Server) newSession(ctx context.Context, subject string, principal any, stateless bool) (*Session, error) {
+	info := &SessionInfo{ID: newSessionID(), Server: s.opts.Server, Owner: subject, Principal: principal, Stateless: stateless}
+	if stateless {
+		info.protocolVersion = StatelessProtocolVersion
+	}
+	up, err := s.opts.Dial(ctx, info)
+	if err != nil {
+		return nil, err
+	}
+	sess := newSession(info, up, s.opts.Filter, s.opts.Logger, s.opts.Now)
+	sess.start()
+	return sess, nil
+}
+
+func (s *Server) register(sess *Session) {
+	s.mu.Lock()
+	s.sessions[sess.Info.ID] = sess
+	s.mu.Unlock()
+	sess.mu.Lock()
+	sess.onClose = func() {
+		s.mu.Lock()
+		delete(s.sessions, sess.Info.ID)
+		s.mu.Unlock()
+	}
+	sess.mu.Unlock()
+	s.opts.Logger.Info("session started", "session", sess.Info.ID, "server", sess.Info.Server, "subject", sess.Info.Owner)
+}
+
+// ReapIdle ends sessions that have had nothing open for IdleTimeout. The
+// caller runs it periodically; it returns how many sessions it ended.
+func (s *Server) ReapIdle() int {
+	if s.opts.IdleTimeout <= 0 {
+		return 0
+	}
+	now := s.opts.Now()
+	s.mu.Lock()
+	var idle []*Session
+	for _, sess := range s.sessions {
+		last, busy := sess.idleSince()
+		if !busy && now.Sub(last) >= s.opts.IdleTimeout {
+			idle = append(idle, sess)
+		}
+	}
+	s.mu.Unlock()
+	for _, sess := range idle {
+		s.opts.Logger.Info("session idle; ending it", "session", sess.Info.ID, "server", sess.Info.Server)
+		sess.close("the session was idle too long")
+	}
+	return len(idle)
+}
+
+// SessionCount returns the number of live sessions.
+func (s *Server) SessionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Close ends every session.
+func (s *Server) Close() {
+	s.mu.Lock()
+	all := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.close("the gateway is shutting down")
+	}
+}
+
+func newSessionID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("bridge: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,482 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// SessionInfo describes one relay session. It is fixed when the session
+// starts, except ProtocolVersion and the client's name, which the initialize
+// exchange fills in.
+type SessionInfo struct {
+	ID     string
+	Server string // the configured upstream name, as in /mcp/<server>
+	// Owner is the subject the session is bound to; only the same subject
+	// may use it.
+	Owner string
+	// Principal is the owner's identity as the gateway verified it.
+	Principal any
+	// Stateless is set for a 2026-07-28 request that came without a session.
+	Stateless bool
+
+	mu              sync.Mutex
+	protocolVersion string
+	clientName      string
+	clientVersion   string
+}
+
+// ProtocolVersion returns the negotiated MCP protocol version, if known.
+func (si *SessionInfo) ProtocolVersion() string {
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	return si.protocolVersion
+}
+
+// Client returns the client's name and version from initialize, if known.
+func (si *SessionInfo) Client() (name, version string) {
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	return si.clientName, si.clientVersion
+}
+
+func (si *SessionInfo) noteInitialize(req *Message) {
+	var p struct {
+		ProtocolVersion string `json:"protocolVersion"`
+		ClientInfo      struct {
+			Name    string `json:"name"`
+			Version string `json:"version"`
+		} `json:"clientInfo"`
+	}
+	if json.Unmarshal(req.Params, &p) != nil {
+		return
+	}
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	si.protocolVersion = p.ProtocolVersion
+	si.clientName, si.clientVersion = p.ClientInfo.Name, p.ClientInfo.Version
+}
+
+func (si *SessionInfo) noteInitialized(resp *Message) {
+	var r struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	if resp.Result == nil || json.Unmarshal(resp.Result, &r) != nil || r.ProtocolVersion == "" {
+		return
+	}
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	si.protocolVersion = r.ProtocolVersion
+}
+
+// stream is one HTTP response that carries messages to the client: the SSE
+// or JSON answer to a POST, or the standalone GET stream.
+type stream struct {
+	ch   chan *Message
+	done chan struct{} // closed when the HTTP handler stops writing
+	sse  bool
+	// awaiting holds the ids of requests whose responses this stream
+	// carries; guarded by the session's mutex.
+	awaiting map[string]bool
+}
+
+func newStream(sse bool) *stream {
+	return &stream{ch: make(chan *Message, 64), done: make(chan struct{}), sse: sse, awaiting: map[string]bool{}}
+}
+
+// pendingRequest is a client request forwarded upstream and not yet answered.
+type pendingRequest struct {
+	req      *Message
+	stream   *stream
+	progress string // compacted progress token, if any
+	started  time.Time
+}
+
+// maxBacklog bounds the upstream messages kept while the client has no open
+// stream to receive them.
+const maxBacklog = 1024
+
+// Session relays between one client and one upstream Conn. The HTTP handler
+// feeds it client messages; its reader goroutine routes what the upstream
+// sends to the stream it belongs to.
+type Session struct {
+	Info     *SessionInfo
+	upstream Conn
+	filter   Filter
+	log      *slog.Logger
+	now      func() time.Time
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	mu          sync.Mutex
+	pending     map[string]*pendingRequest // by request id
+	progress    map[string]*stream         // by progress token
+	serverReqs  map[string]*Message        // upstream→client requests awaiting the client's response
+	postStreams []*stream                  // open SSE answers to POSTs, oldest first
+	getStream   *stream
+	backlog     []*Message
+	lastActive  time.Time
+	closed      bool
+	onClose     func()
+}
+
+func newSession(info *SessionInfo, up Conn, f Filter, log *slog.Logger, now func() time.Time) *Session {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Session{
+		Info: info, upstream: up, filter: f, log: log, now: now, ctx: ctx, cancel: cancel,
+		pending: map[string]*pendingRequest{}, progress: map[string]*stream{}, serverReqs: map[string]*Message{},
+		lastActive: now(),
+	}
+	return s
+}
+
+// start begins reading from the upstream.
+func (s *Session) start() { go s.readUpstream() }
+
+func (s *Session) touch() {
+	s.mu.Lock()
+	s.lastActive = s.now()
+	s.mu.Unlock()
+}
+
+// idleSince reports when the session was last used, and whether anything is
+// still open on it.
+func (s *Session) idleSince() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	busy := len(s.pending) > 0 || len(s.postStreams) > 0 || s.getStream != nil
+	return s.lastActive, busy
+}
+
+// readUpstream routes each upstream message until the upstream ends.
+func (s *Session) readUpstream() {
+	for {
+		m, err := s.upstream.Recv(s.ctx)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.log.Warn("upstream ended", "session", s.Info.ID, "server", s.Info.Server, "err", err)
+			}
+			s.close("the upstream MCP server ended the session")
+			return
+		}
+		s.touch()
+		s.fromUpstream(m)
+	}
+}
+
+// fromUpstream filters one upstream message and delivers it.
+func (s *Session) fromUpstream(m *Message) {
+	x := &Exchange{Session: s.Info, Principal: s.Info.Principal, Direction: FromUpstream}
+	var target *stream
+	s.mu.Lock()
+	switch m.Kind {
+	case KindResponse:
+		if p, ok := s.pending[m.IDKey()]; ok {
+			x.Request = p.req
+			x.RequestStarted = p.started
+			target = p.stream
+		}
+	case KindRequest:
+		s.serverReqs[m.IDKey()] = m
+	}
+	s.mu.Unlock()
+
+	v, err := s.filter.Filter(s.ctx, x, m)
+	if err != nil {
+		s.log.Warn("upstream message refused", "session", s.Info.ID, "method", m.Method, "kind", m.Kind.String(), "err", err)
+		code, msg := publicMessage(err)
+		switch m.Kind {
+		case KindResponse:
+			v = Verdict{Forward: NewError(m.ID, code, msg)}
+		case KindRequest:
+			v = Verdict{Reply: NewError(m.ID, code, msg)}
+		default:
+			return
+		}
+	}
+	if v.Reply != nil {
+		if m.Kind == KindRequest {
+			s.mu.Lock()
+			delete(s.serverReqs, m.IDKey())
+			s.mu.Unlock()
+		}
+		if err := s.upstream.Send(s.ctx, v.Reply); err != nil {
+			s.log.Warn("reply to upstream failed", "session", s.Info.ID, "err", err)
+		}
+		return
+	}
+	if v.Forward == nil {
+		return
+	}
+	out := v.Forward
+	if m.Kind == KindResponse {
+		if x.Request != nil && x.Request.Method == "initialize" {
+			s.Info.noteInitialized(out)
+		}
+		s.mu.Lock()
+		p, ok := s.pending[m.IDKey()]
+		if ok {
+			delete(s.pending, m.IDKey())
+			if p.progress != "" {
+				delete(s.progress, p.progress)
+			}
+		}
+		s.mu.Unlock()
+		if !ok || target == nil {
+			s.log.Debug("dropped a response nobody waits for", "session", s.Info.ID, "id", string(m.ID))
+			return
+		}
+		s.deliver(target, out)
+		return
+	}
+	s.deliverUnsolicited(out)
+}
+
+// deliverUnsolicited sends an upstream notification or request to the stream
+// it most likely belongs to: the stream of the request whose progress token
+// it carries, else the newest open POST stream, else the GET stream, else the
+// backlog until a stream opens.
+func (s *Session) deliverUnsolicited(m *Message) {
+	s.mu.Lock()
+	var target *stream
+	if m.Method == "notifications/progress" {
+		if tok := progressTokenOf(m); tok != "" {
+			target = s.progress[tok]
+		}
+	}
+	if target == nil {
+		for i := len(s.postStreams) - 1; i >= 0; i-- {
+			if s.postStreams[i].sse {
+				target = s.postStreams[i]
+				break
+			}
+		}
+	}
+	if target == nil {
+		target = s.getStream
+	}
+	if target == nil {
+		if len(s.backlog) >= maxBacklog {
+			s.backlog = s.backlog[1:]
+			s.log.Warn("client backlog full; dropping the oldest message", "session", s.Info.ID)
+		}
+		s.backlog = append(s.backlog, m)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.deliver(target, m)
+}
+
+// deliver hands m to a stream, or reroutes it if the stream has finished.
+func (s *Session) deliver(st *stream, m *Message) {
+	select {
+	case st.ch <- m:
+	case <-st.done:
+		if m.Kind != KindResponse {
+			s.deliverUnsolicited(m)
+		}
+	case <-s.ctx.Done():
+	}
+}
+
+// progressTokenOf returns params.progressToken of a progress notification.
+func progressTokenOf(m *Message) string {
+	var p struct {
+		Token json.RawMessage `json:"progressToken"`
+	}
+	if json.Unmarshal(m.Params, &p) != nil || p.Token == nil {
+		return ""
+	}
+	return compactString(p.Token)
+}
+
+func compactString(raw json.RawMessage) string {
+	var b []byte
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// openStream registers a stream that will carry the responses to reqs.
+// It returns ids that are already in flight, which the caller must refuse.
+func (s *Session) openStream(st *stream, reqs []*Message) (dup []*Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range reqs {
+		if _, busy := s.pending[r.IDKey()]; busy || st.awaiting[r.IDKey()] {
+			dup = append(dup, r)
+			continue
+		}
+		p := &pendingRequest{req: r, stream: st, started: s.now()}
+		if tok := r.ProgressToken(); tok != nil {
+			p.progress = string(tok)
+			s.progress[p.progress] = st
+		}
+		s.pending[r.IDKey()] = p
+		st.awaiting[r.IDKey()] = true
+	}
+	s.postStreams = append(s.postStreams, st)
+	if st.sse && len(s.backlog) > 0 {
+		backlog := s.backlog
+		s.backlog = nil
+		go func() {
+			for _, m := range backlog {
+				s.deliver(st, m)
+			}
+		}()
+	}
+	return dup
+}
+
+// closeStream unregisters a POST stream. Requests it still awaited lose
+// their reader: they are withdrawn upstream with notifications/cancelled.
+func (s *Session) closeStream(st *stream, reason string) {
+	s.mu.Lock()
+	close(st.done)
+	var orphaned []*Message
+	for id := range st.awaiting {
+		if p, ok := s.pending[id]; ok && p.stream == st {
+			orphaned = append(orphaned, p.req)
+			delete(s.pending, id)
+			if p.progress != "" {
+				delete(s.progress, p.progress)
+			}
+		}
+	}
+	for i, ps := range s.postStreams {
+		if ps == st {
+			s.postStreams = append(s.postStreams[:i], s.postStreams[i+1:]...)
+			break
+		}
+	}
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return
+	}
+	for _, req := range orphaned {
+		if req.Method == "initialize" {
+			continue // initialize must not be cancelled
+		}
+		s.cancelUpstream(req, reason)
+	}
+}
+
+// cancelUpstream tells the upstream a request was withdrawn.
+func (s *Session) cancelUpstream(req *Message, reason string) {
+	n, err := NewNotification("notifications/cancelled", map[string]any{"requestId": req.ID, "reason": reason})
+	if err != nil {
+		return
+	}
+	x := &Exchange{Session: s.Info, Principal: s.Info.Principal, Direction: FromClient}
+	v, err := s.filter.Filter(s.ctx, x, n)
+	if err != nil || v.Forward == nil {
+		return
+	}
+	if err := s.upstream.Send(s.ctx, v.Forward); err != nil {
+		s.log.Debug("cancel to upstream failed", "session", s.Info.ID, "err", err)
+	}
+}
+
+// clientCancelled handles notifications/cancelled from the client: the
+// request's stream stops waiting for its response.
+func (s *Session) clientCancelled(m *Message) {
+	var p struct {
+		RequestID json.RawMessage `json:"requestId"`
+	}
+	if json.Unmarshal(m.Params, &p) != nil || p.RequestID == nil {
+		return
+	}
+	id := compactString(p.RequestID)
+	s.mu.Lock()
+	pr, ok := s.pending[id]
+	if ok {
+		delete(s.pending, id)
+		if pr.progress != "" {
+			delete(s.progress, pr.progress)
+		}
+	}
+	s.mu.Unlock()
+	if ok {
+		// A nil message tells the stream to stop awaiting id.
+		s.deliver(pr.stream, &Message{Kind: 0, ID: json.RawMessage(id)})
+	}
+}
+
+// openGet registers the standalone GET stream. It fails if one is open.
+func (s *Session) openGet(st *stream) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.getStream != nil || s.closed {
+		return false
+	}
+	s.getStream = st
+	backlog := s.backlog
+	s.backlog = nil
+	go func() {
+		for _, m := range backlog {
+			s.deliver(st, m)
+		}
+	}()
+	return true
+}
+
+func (s *Session) closeGet(st *stream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(st.done)
+	if s.getStream == st {
+		s.getStream = nil
+	}
+}
+
+// takeServerRequest returns and forgets the upstream request that a client
+// response answers.
+func (s *Session) takeServerRequest(resp *Message) *Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	req := s.serverReqs[resp.IDKey()]
+	delete(s.serverReqs, resp.IDKey())
+	return req
+}
+
+// close ends the session: the upstream is closed and every waiting request
+// is answered with an error naming why.
+func (s *Session) close(why string) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	pending := s.pending
+	s.pending = map[string]*pendingRequest{}
+	onClose := s.onClose
+	s.mu.Unlock()
+
+	for _, p := range pending {
+		s.deliver(p.stream, NewError(p.req.ID, CodeUnavailable, "bridge: "+why))
+	}
+	s.cancel()
+	if err := s.upstream.Close(); err != nil {
+		s.log.Debug("closing upstream", "session", s.Info.ID, "err", err)
+	}
+	if onClose != nil {
+		onClose()
+	}
+}
+
+// Closed reports whether the session has ended.
+func (s *Session) Closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}

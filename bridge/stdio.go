@@ -1,0 +1,120 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+)
+
+// StreamConn is a Conn over newline-delimited JSON-RPC, the MCP stdio
+// framing: one message per line, UTF-8, no embedded newlines.
+type StreamConn struct {
+	lw        *LineWriter
+	closer    io.Closer
+	incoming  chan *Message
+	readErr   error
+	done      chan struct{}
+	readDone  chan struct{} // closed when the reader has stopped
+	closeOnce sync.Once
+}
+
+// StreamOptions configures a StreamConn.
+type StreamOptions struct {
+	// MaxMessageBytes bounds one line.
+	MaxMessageBytes int
+	// OnInvalid is told about each line that is not a valid message (too
+	// large, malformed); the line is skipped. Nil ignores them.
+	OnInvalid func(err error)
+	// Closer is closed by Close, such as the subprocess's stdin.
+	Closer io.Closer
+}
+
+// NewStreamConn reads messages from r and writes them to w.
+func NewStreamConn(r io.Reader, w io.Writer, opts StreamOptions) *StreamConn {
+	c := &StreamConn{
+		lw:       NewLineWriter(w),
+		closer:   opts.Closer,
+		incoming: make(chan *Message, 64),
+		done:     make(chan struct{}),
+		readDone: make(chan struct{}),
+	}
+	go c.read(NewLineReader(r, opts.MaxMessageBytes), opts.OnInvalid)
+	return c
+}
+
+func (c *StreamConn) read(lr *LineReader, onInvalid func(error)) {
+	defer close(c.readDone)
+	defer close(c.incoming)
+	for {
+		line, err := lr.ReadLine()
+		if err != nil {
+			if errors.Is(err, ErrMessageTooLarge) {
+				if onInvalid != nil {
+					onInvalid(err)
+				}
+				continue
+			}
+			if err != io.EOF {
+				c.readErr = err
+			}
+			return
+		}
+		// ReadLine reuses its buffer; Parse keeps the bytes.
+		m, err := Parse(append([]byte(nil), line...))
+		if err != nil {
+			if onInvalid != nil {
+				onInvalid(err)
+			}
+			continue
+		}
+		select {
+		case c.incoming <- m:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// Recv returns the next valid message, or io.EOF at the end of input.
+func (c *StreamConn) Recv(ctx context.Context) (*Message, error) {
+	select {
+	case m, ok := <-c.incoming:
+		if !ok {
+			if c.readErr != nil {
+				return nil, c.readErr
+			}
+			return nil, io.EOF
+		}
+		return m, nil
+	case <-c.done:
+		return nil, io.EOF
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Send writes m as one line.
+func (c *StreamConn) Send(_ context.Context, m *Message) error {
+	select {
+	case <-c.done:
+		return ErrClosed
+	default:
+	}
+	return c.lw.WriteLine(m.Raw)
+}
+
+// WriteRaw writes a line that is already a JSON-RPC message.
+func (c *StreamConn) WriteRaw(b []byte) error { return c.lw.WriteLine(b) }
+
+// Close stops reading and closes the Closer.
+func (c *StreamConn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		close(c.done)
+		if c.closer != nil {
+			err = c.closer.Close()
+		}
+	})
+	return err
+}
