@@ -61,6 +61,9 @@ type Client struct {
 	initReq         *Message // the agent's initialize, for replay
 	initialized     *Message // the agent's notifications/initialized
 	getStarted      bool
+	// initPending is closed once an in-flight initialize has its answer;
+	// later messages wait for it, since they need its session id.
+	initPending chan struct{}
 
 	reinitMu sync.Mutex
 	reinitN  atomic.Int64
@@ -119,15 +122,31 @@ func (c *Client) Send(ctx context.Context, m *Message) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	switch {
-	case m.Kind == KindRequest && m.Method == "initialize":
+	if m.Kind == KindRequest && m.Method == "initialize" {
+		done := make(chan struct{})
 		c.mu.Lock()
-		c.initReq = m
+		c.initReq, c.initPending = m, done
 		c.mu.Unlock()
-	case m.Kind == KindNotification && m.Method == "notifications/initialized":
-		c.mu.Lock()
+		go func() {
+			defer close(done)
+			c.exchange(c.ctx, m)
+		}()
+		return nil
+	}
+	c.mu.Lock()
+	pending := c.initPending
+	if m.Kind == KindNotification && m.Method == "notifications/initialized" {
 		c.initialized = m
-		c.mu.Unlock()
+	}
+	c.mu.Unlock()
+	if pending != nil {
+		select {
+		case <-pending:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return ErrClosed
+		}
 	}
 	if m.Kind == KindRequest {
 		go c.exchange(c.ctx, m)

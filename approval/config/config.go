@@ -1,0 +1,101 @@
+// Package config loads and validates the gateway's YAML configuration.
+//
+// Load rejects unknown fields, YAML anchors and aliases, and every invalid
+// value, naming the file, the line and the field. Secrets enter only through
+// ${env:NAME} and ${file:PATH}, are expanded at load, and are held as
+// auth.Secret values that never print.
+package config
+
+import (
+	"time"
+
+	"github.com/seed-3f9f6f16/bridge/approval/policy"
+	"github.com/seed-3f9f6f16/bridge/audit"
+	"github.com/seed-3f9f6f16/bridge/auth"
+	"github.com/seed-3f9f6f16/bridge/mask"
+)
+
+// Config is the whole gateway configuration. The YAML format is documented
+// in DESIGN.md and the README.
+type Config struct {
+	// Listen is the address the gateway listens on.
+	Listen string `yaml:"listen"`
+	// PublicURL is the gateway's URL as clients see it.
+	PublicURL string             `yaml:"public_url"`
+	TLS       *TLS               `yaml:"tls"`
+	Identity  Identity           `yaml:"identity"`
+	Storage   Storage            `yaml:"storage"`
+	Servers   map[string]*Server `yaml:"servers"`
+	Policy    policy.Config      `yaml:"policy"`
+	Masking   mask.Config        `yaml:"masking"`
+	Audit     audit.Config       `yaml:"audit"`
+	Notify    []Notify           `yaml:"notify"`
+	Limits    Limits             `yaml:"limits"`
+
+	// File is the path the configuration was read from.
+	File string `yaml:"-"`
+	// CompiledPolicy and Masks are the compiled policy and masking
+	// sections, ready to use.
+	CompiledPolicy *policy.Policy `yaml:"-"`
+	Masks          *mask.Set      `yaml:"-"`
+}
+
+// TLS names the gateway's certificate and key files.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Identity configures token verification and what `bridge login` uses.
+type Identity struct {
+	Issuer      string        `yaml:"issuer"`
+	Audience    string        `yaml:"audience"`
+	ClientID    string        `yaml:"client_id"`
+	Scopes      []string      `yaml:"scopes"`
+	GroupsClaim string        `yaml:"groups_claim"`
+	ClockSkew   time.Duration `yaml:"clock_skew"`
+}
+
+// Storage configures the gateway's database.
+type Storage struct {
+	Driver string `yaml:"driver"`
+	Path   string `yaml:"path"`
+}
+
+// Server is one upstream MCP server.
+type Server struct {
+	// Transport is stdio, http (Streamable HTTP) or sse (legacy HTTP+SSE).
+	Transport string            `yaml:"transport"`
+	Command   string            `yaml:"command"`
+	Args      []string          `yaml:"args"`
+	Dir       string            `yaml:"dir"`
+	Env       map[string]string `yaml:"env"`
+	URL       string            `yaml:"url"`
+	Headers   map[string]string `yaml:"headers"`
+	// Mask names the masking profile for this server's responses.
+	Mask string `yaml:"mask"`
+
+	// ResolvedEnv and ResolvedHeaders hold the expanded values.
+	ResolvedEnv     map[string]auth.Secret `yaml:"-"`
+	ResolvedHeaders map[string]auth.Secret `yaml:"-"`
+	ResolvedURL     auth.Secret            `yaml:"-"`
+}
+
+// Notify is one notification target for approval events.
+type Notify struct {
+	Type       string `yaml:"type"`
+	URL        string `yaml:"url"`
+	WebhookURL string `yaml:"webhook_url"`
+	Secret     string `yaml:"secret"`
+
+	ResolvedURL    auth.Secret `yaml:"-"`
+	ResolvedSecret auth.Secret `yaml:"-"`
+}
+
+// Limits bound what one client can make the gateway do.
+type Limits struct {
+	// MaxMessageBytes bounds one JSON-RPC message (default 8 MiB).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// SessionIdleTimeout ends sessions nobody used for this long (default 30m).
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+}

@@ -1,0 +1,467 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/seed-3f9f6f16/bridge/approval/policy"
+	"github.com/seed-3f9f6f16/bridge/auth"
+	"github.com/seed-3f9f6f16/bridge/mask"
+)
+
+// MaxFileBytes bounds a configuration file.
+const MaxFileBytes = 1 << 20
+
+// Env supplies what Load reads from outside the file: environment variables
+// for ${env:NAME} and files for ${file:PATH}.
+type Env struct {
+	Getenv   func(string) (string, bool)
+	ReadFile func(string) ([]byte, error)
+}
+
+// OSEnv reads the real environment and file system.
+func OSEnv() Env { return Env{Getenv: os.LookupEnv, ReadFile: os.ReadFile} }
+
+// Error is a configuration error at a place in the file.
+type Error struct {
+	File  string
+	Line  int // 0 when unknown
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem Load found.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// LoadFile reads, validates and compiles the configuration at path.
+func LoadFile(path string, env Env) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no such file: pass --config with the gateway's YAML, or use --dev", path)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(ioLimit(f, MaxFileBytes+1)); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if buf.Len() > MaxFileBytes {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("file is over %d bytes", MaxFileBytes)}
+	}
+	return Load(path, buf.Bytes(), env)
+}
+
+// Load validates and compiles a configuration held in memory; name is used
+// in error messages.
+func Load(name string, data []byte, env Env) (*Config, error) {
+	if len(data) > MaxFileBytes {
+		return nil, &Error{File: name, Msg: fmt.Sprintf("file is over %d bytes", MaxFileBytes)}
+	}
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, yamlError(name, err)
+	}
+	if line := findAlias(file); line > 0 {
+		return nil, &Error{File: name, Line: line, Msg: "YAML anchors and aliases are not allowed in the gateway configuration"}
+	}
+	cfg := &Config{}
+	if err := yaml.UnmarshalWithOptions(data, cfg, yaml.Strict()); err != nil {
+		return nil, yamlError(name, err)
+	}
+	cfg.File = name
+	l := &loader{name: name, file: file, env: env}
+	l.defaults(cfg)
+	l.validate(cfg)
+	if len(l.errs) > 0 {
+		return nil, l.errs
+	}
+	return cfg, nil
+}
+
+func yamlError(name string, err error) error {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		line := 0
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			line = tk.Position.Line
+		}
+		return &Error{File: name, Line: line, Msg: ye.GetMessage()}
+	}
+	return &Error{File: name, Msg: "invalid YAML"}
+}
+
+// findAlias returns the line of the first anchor or alias, or 0. Rejecting
+// them rules out exponential "billion laughs" documents.
+func findAlias(f *ast.File) int {
+	line := 0
+	for _, doc := range f.Docs {
+		ast.Walk(visitorFunc(func(n ast.Node) bool {
+			if line > 0 {
+				return false
+			}
+			switch n.(type) {
+			case *ast.AliasNode, *ast.AnchorNode:
+				line = n.GetToken().Position.Line
+				return false
+			}
+			return true
+		}), doc)
+	}
+	return line
+}
+
+type visitorFunc func(ast.Node) bool
+
+func (f visitorFunc) Visit(n ast.Node) ast.Visitor {
+	if f(n) {
+		return f
+	}
+	return nil
+}
+
+type loader struct {
+	name string
+	file *ast.File
+	env  Env
+	errs Errors
+}
+
+// errorf records a problem with the field at path, given in YAML-path
+// style without the leading "$." ("servers.github.command").
+func (l *loader) errorf(path, format string, args ...any) {
+	l.errs = append(l.errs, &Error{File: l.name, Line: l.line(path), Field: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// line finds the line of path, or of its nearest ancestor that exists.
+func (l *loader) line(path string) int {
+	for p := path; p != ""; p = parentPath(p) {
+		yp, err := yaml.PathString("$." + quotePath(p))
+		if err != nil {
+			continue
+		}
+		n, err := yp.FilterFile(l.file)
+		if err == nil && n != nil && n.GetToken() != nil && n.GetToken().Position != nil {
+			return n.GetToken().Position.Line
+		}
+	}
+	return 0
+}
+
+// quotePath quotes map keys that YAML path syntax cannot take bare.
+func quotePath(p string) string {
+	parts := splitPath(p)
+	var b strings.Builder
+	for i, part := range parts {
+		if strings.HasPrefix(part, "[") {
+			b.WriteString(part)
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		if regexp.MustCompile(`^[A-Za-z0-9_]+$`).MatchString(part) {
+			b.WriteString(part)
+		} else {
+			b.WriteString("'" + part + "'")
+		}
+	}
+	return b.String()
+}
+
+// splitPath splits "a.b[3].c" into ["a", "b", "[3]", "c"].
+func splitPath(p string) []string {
+	var parts []string
+	for _, seg := range strings.Split(p, ".") {
+		for seg != "" {
+			i := strings.IndexByte(seg, '[')
+			switch {
+			case i < 0:
+				parts = append(parts, seg)
+				seg = ""
+			case i == 0:
+				j := strings.IndexByte(seg, ']')
+				if j < 0 {
+					parts = append(parts, seg)
+					seg = ""
+					continue
+				}
+				parts = append(parts, seg[:j+1])
+				seg = seg[j+1:]
+			default:
+				parts = append(parts, seg[:i])
+				seg = seg[i:]
+			}
+		}
+	}
+	return parts
+}
+
+func parentPath(p string) string {
+	if strings.HasSuffix(p, "]") {
+		if i := strings.LastIndexByte(p, '['); i > 0 {
+			return p[:i]
+		}
+	}
+	if i := strings.LastIndexByte(p, '.'); i > 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// defaults fills in what the file may omit.
+func (l *loader) defaults(c *Config) {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8787"
+	}
+	if c.Identity.GroupsClaim == "" {
+		c.Identity.GroupsClaim = "groups"
+	}
+	if c.Identity.ClockSkew == 0 {
+		c.Identity.ClockSkew = 60 * time.Second
+	}
+	if len(c.Identity.Scopes) == 0 {
+		c.Identity.Scopes = []string{"openid", "profile", "email", "offline_access"}
+	}
+	if c.Storage.Driver == "" {
+		c.Storage.Driver = "bolt"
+	}
+	if c.Limits.MaxMessageBytes == 0 {
+		c.Limits.MaxMessageBytes = 8 << 20
+	}
+	if c.Limits.SessionIdleTimeout == 0 {
+		c.Limits.SessionIdleTimeout = 30 * time.Minute
+	}
+}
+
+var serverName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+func (l *loader) validate(c *Config) {
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			l.errorf("public_url", "must be an http(s) URL")
+		}
+	}
+	if c.TLS != nil && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
+		l.errorf("tls", "needs both cert_file and key_file")
+	}
+	id := c.Identity
+	if id.Issuer == "" {
+		l.errorf("identity.issuer", "is required: the Okta authorization server URL, such as https://example.okta.com/oauth2/default")
+	} else if u, err := url.Parse(id.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && !isLoopback(u.Hostname())) {
+		l.errorf("identity.issuer", "must be an https URL (http only on loopback)")
+	}
+	if id.Audience == "" {
+		l.errorf("identity.audience", "is required: the audience access tokens are issued for, such as api://bridge")
+	}
+	if id.ClientID == "" {
+		l.errorf("identity.client_id", "is required: the client id of the native app `bridge login` uses")
+	}
+	if id.ClockSkew < 0 || id.ClockSkew > 10*time.Minute {
+		l.errorf("identity.clock_skew", "must be between 0 and 10m")
+	}
+	if c.Storage.Driver != "bolt" {
+		l.errorf("storage.driver", "unknown driver %q (supported: bolt)", c.Storage.Driver)
+	}
+	if c.Limits.MaxMessageBytes < 1024 || c.Limits.MaxMessageBytes > 64<<20 {
+		l.errorf("limits.max_message_bytes", "must be between 1024 and 67108864")
+	}
+	if len(c.Servers) == 0 {
+		l.errorf("servers", "at least one upstream server is required")
+	}
+	names := make([]string, 0, len(c.Servers))
+	for name := range c.Servers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		l.validateServer(name, c.Servers[name])
+	}
+	for i := range c.Notify {
+		l.validateNotify(i, &c.Notify[i])
+	}
+
+	masks, err := mask.New(c.Masking)
+	if err != nil {
+		var ce *mask.ConfigError
+		if errors.As(err, &ce) {
+			for _, fe := range ce.Errors {
+				l.errorf("masking."+fe.Path, "%s", fe.Message)
+			}
+		} else {
+			l.errorf("masking", "%v", err)
+		}
+	}
+	c.Masks = masks
+	for _, name := range names {
+		if p := c.Servers[name].Mask; p != "" && masks != nil {
+			if _, ok := masks.Profile(p); !ok {
+				l.errorf("servers."+name+".mask", "unknown masking profile %q", p)
+			}
+		}
+	}
+
+	pol, err := policy.Compile(c.Policy, policy.CompileOptions{KnownServers: names})
+	if err != nil {
+		var ve *policy.ValidationError
+		if errors.As(err, &ve) {
+			for _, fe := range ve.Errors {
+				l.errorf("policy."+fe.Path, "%s", fe.Message)
+			}
+		} else {
+			l.errorf("policy", "%v", err)
+		}
+	}
+	c.CompiledPolicy = pol
+	if err := c.Audit.Validate(); err != nil {
+		l.errorf("audit", "%v", err)
+	}
+}
+
+func (l *loader) validateServer(name string, s *Server) {
+	at := "servers." + name
+	if !serverName.MatchString(name) {
+		l.errorf(at, "server names are lower-case letters, digits, '-' and '_' (they appear in URLs as /mcp/<name>)")
+	}
+	if s == nil {
+		l.errorf(at, "is empty: give it a transport")
+		return
+	}
+	switch s.Transport {
+	case "stdio":
+		if s.Command == "" {
+			l.errorf(at+".command", "is required for transport stdio")
+		}
+		if s.URL != "" || len(s.Headers) > 0 {
+			l.errorf(at, "url and headers are for transport http or sse")
+		}
+		s.Command = l.expandPlain(at+".command", s.Command)
+		for i, a := range s.Args {
+			s.Args[i] = l.expandPlain(fmt.Sprintf("%s.args[%d]", at, i), a)
+		}
+		s.ResolvedEnv = map[string]auth.Secret{}
+		for k, v := range s.Env {
+			s.ResolvedEnv[k] = l.expand(at+".env."+k, v)
+		}
+	case "http", "sse":
+		if s.URL == "" {
+			l.errorf(at+".url", "is required for transport %s", s.Transport)
+			return
+		}
+		if s.Command != "" || len(s.Args) > 0 || len(s.Env) > 0 {
+			l.errorf(at, "command, args and env are for transport stdio")
+		}
+		s.ResolvedURL = l.expand(at+".url", s.URL)
+		if u, err := url.Parse(s.ResolvedURL.Reveal()); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			l.errorf(at+".url", "must be an http(s) URL")
+		}
+		s.ResolvedHeaders = map[string]auth.Secret{}
+		for k, v := range s.Headers {
+			s.ResolvedHeaders[k] = l.expand(at+".headers."+k, v)
+		}
+	case "":
+		l.errorf(at+".transport", "is required: stdio, http or sse")
+	default:
+		l.errorf(at+".transport", "unknown transport %q (want stdio, http or sse)", s.Transport)
+	}
+}
+
+func (l *loader) validateNotify(i int, n *Notify) {
+	at := fmt.Sprintf("notify[%d]", i)
+	switch n.Type {
+	case "slack":
+		if n.WebhookURL == "" {
+			l.errorf(at+".webhook_url", "is required for type slack")
+			return
+		}
+		n.ResolvedURL = l.expand(at+".webhook_url", n.WebhookURL)
+	case "webhook":
+		if n.URL == "" {
+			l.errorf(at+".url", "is required for type webhook")
+			return
+		}
+		n.ResolvedURL = l.expand(at+".url", n.URL)
+		if n.Secret != "" {
+			n.ResolvedSecret = l.expand(at+".secret", n.Secret)
+		}
+	default:
+		l.errorf(at+".type", "unknown notification type %q (want slack or webhook)", n.Type)
+	}
+}
+
+var expansion = regexp.MustCompile(`\$\{([a-z]+):([^}]*)\}`)
+
+// expand resolves ${env:NAME} and ${file:PATH} in v. Errors name the
+// variable or file, never a value.
+func (l *loader) expand(path, v string) auth.Secret {
+	out := expansion.ReplaceAllStringFunc(v, func(m string) string {
+		sub := expansion.FindStringSubmatch(m)
+		kind, ref := sub[1], strings.TrimSpace(sub[2])
+		switch kind {
+		case "env":
+			val, ok := l.env.Getenv(ref)
+			if !ok {
+				l.errorf(path, "environment variable %s is not set", ref)
+				return ""
+			}
+			return val
+		case "file":
+			b, err := l.env.ReadFile(ref)
+			if err != nil {
+				l.errorf(path, "cannot read %s: %v", ref, errors.Unwrap(err))
+				return ""
+			}
+			if len(b) > 64<<10 {
+				l.errorf(path, "%s is over 64 KiB", ref)
+				return ""
+			}
+			return strings.TrimRight(string(b), "\r\n")
+		default:
+			l.errorf(path, "unknown expansion ${%s:…}: use ${env:NAME} or ${file:PATH}", kind)
+			return ""
+		}
+	})
+	return auth.Secret(out)
+}
+
+// expandPlain expands a value that is not secret, such as a command path.
+func (l *loader) expandPlain(path, v string) string { return l.expand(path, v).Reveal() }
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}

@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/seed-3f9f6f16/bridge/auth"
+	"github.com/seed-3f9f6f16/bridge/bridge"
+)
+
+// Middleware is one stage of the gateway's pipeline. It receives the rest of
+// the pipeline as next and may act before and after it, answer in its
+// place, or refuse. Policy, approval, masking and audit are middlewares.
+type Middleware func(next bridge.Filter) bridge.Filter
+
+// Chain composes stages, outermost first, ending in forwarding.
+func Chain(stages ...Middleware) bridge.Filter {
+	f := bridge.PassThrough
+	for i := len(stages) - 1; i >= 0; i-- {
+		f = stages[i](f)
+	}
+	return f
+}
+
+// Call summarizes what a message asks for, for logs, policy and audit.
+type Call struct {
+	Method string
+	// Target is the tool name of tools/call, the URI of resources/read and
+	// the prompt name of prompts/get.
+	Target string
+	// Args are the tool or prompt arguments.
+	Args json.RawMessage
+}
+
+// CallOf parses the target and arguments of a request.
+func CallOf(m *bridge.Message) Call {
+	c := Call{Method: m.Method}
+	if len(m.Params) == 0 {
+		return c
+	}
+	var p struct {
+		Name      string          `json:"name"`
+		URI       string          `json:"uri"`
+		Arguments json.RawMessage `json:"arguments"`
+	}
+	if json.Unmarshal(m.Params, &p) != nil {
+		return c
+	}
+	switch m.Method {
+	case "tools/call", "prompts/get":
+		c.Target, c.Args = p.Name, p.Arguments
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+		c.Target = p.URI
+	}
+	return c
+}
+
+// Outcome classifies a response for logs and audit: ok, error (a JSON-RPC
+// error) or tool_error (a tool result with isError).
+func Outcome(m *bridge.Message) string {
+	if m.Error != nil {
+		return "error"
+	}
+	var r struct {
+		IsError bool `json:"isError"`
+	}
+	if json.Unmarshal(m.Result, &r) == nil && r.IsError {
+		return "tool_error"
+	}
+	return "ok"
+}
+
+// principalOf returns the identity of an exchange.
+func principalOf(x *bridge.Exchange) *auth.Identity {
+	if id, ok := x.Principal.(*auth.Identity); ok && id != nil {
+		return id
+	}
+	return &auth.Identity{}
+}
+
+// AccessLog records who called what and the outcome in the structured log:
+// identities, methods, targets, outcomes and latency, never arguments,
+// results or tokens.
+func AccessLog(log *slog.Logger, now func() time.Time) Middleware {
+	return func(next bridge.Filter) bridge.Filter {
+		return bridge.FilterFunc(func(ctx context.Context, x *bridge.Exchange, m *bridge.Message) (bridge.Verdict, error) {
+			v, err := next.Filter(ctx, x, m)
+			id := principalOf(x)
+			attrs := []any{"session", x.Session.ID, "server", x.Session.Server, "subject", id.Subject, "email", id.Email,
+				"direction", x.Direction.String(), "kind", m.Kind.String()}
+			switch {
+			case m.Kind == bridge.KindResponse && x.Request != nil:
+				c := CallOf(x.Request)
+				attrs = append(attrs, "method", c.Method, "target", c.Target, "id", string(m.ID))
+				out := m
+				if v.Forward != nil {
+					out = v.Forward
+				}
+				attrs = append(attrs, "outcome", Outcome(out))
+				if !x.RequestStarted.IsZero() {
+					attrs = append(attrs, "latency_ms", float64(now().Sub(x.RequestStarted).Microseconds())/1000)
+				}
+			case m.Kind == bridge.KindRequest:
+				c := CallOf(m)
+				attrs = append(attrs, "method", c.Method, "target", c.Target, "id", string(m.ID))
+				switch {
+				case err != nil:
+					attrs = append(attrs, "decision", "refused")
+				case v.Reply != nil:
+					attrs = append(attrs, "decision", "answered by gateway", "outcome", Outcome(v.Reply))
+				default:
+					attrs = append(attrs, "decision", "forwarded")
+				}
+			default:
+				attrs = append(attrs, "method", m.Method)
+			}
+			if err != nil {
+				attrs = append(attrs, "err", err)
+			}
+			log.Info("mcp", attrs...)
+			return v, err
+		})
+	}
+}

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/seed-3f9f6f16/bridge/bridge/demoserver"
+)
+
+// newCmdDemoServer runs the demo upstream on stdio; dev mode starts it.
+func newCmdDemoServer(f *Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:    "demo-server",
+		Short:  "Run the built-in demo MCP server on stdio",
+		Hidden: true,
+		Args:   exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return demoserver.ServeStdio(cmd.Context(), f.IO.In, f.IO.Out, f.IO.ErrOut)
+		},
+	}
+}

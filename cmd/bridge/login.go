@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/seed-3f9f6f16/bridge/auth"
+)
+
+// LoginOptions are the flags and dependencies of `bridge login`.
+type LoginOptions struct {
+	F               *Factory
+	Gateway         string
+	NoBrowser       bool
+	InsecureStorage bool
+}
+
+// NewCmdLogin builds `bridge login`. runF replaces the work in tests.
+func NewCmdLogin(f *Factory, runF func(context.Context, *LoginOptions) error) *cobra.Command {
+	opts := &LoginOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Log in with your company identity (Okta device login)",
+		Long: `Log in to a bridge gateway with the OAuth 2.0 device flow. The gateway tells
+bridge which identity provider to use. The token is kept in the OS keychain,
+or in a 0600 file when no keychain is available or --insecure-storage is given.`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return loginRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway's URL, such as https://mcp-gw.example.com (remembered)")
+	cmd.Flags().BoolVar(&opts.NoBrowser, "no-browser", false, "print the login URL instead of opening a browser")
+	cmd.Flags().BoolVar(&opts.InsecureStorage, "insecure-storage", false, "keep tokens in a 0600 file instead of the OS keychain")
+	return cmd
+}
+
+// gatewayURL resolves the gateway: the flag, then the saved profile, then
+// the one built into this binary.
+func gatewayURL(flag string, p *auth.Profile) (string, error) {
+	switch {
+	case flag != "":
+		return strings.TrimRight(flag, "/"), nil
+	case p != nil && p.Gateway != "":
+		return p.Gateway, nil
+	case defaultGateway != "":
+		return defaultGateway, nil
+	}
+	return "", fmt.Errorf("%w: no gateway configured: run `bridge login --gateway URL`", auth.ErrNotLoggedIn)
+}
+
+// loadProfile returns the saved profile, or nil when there is none.
+func loadProfile(home string) (*auth.Profile, error) {
+	p, err := auth.LoadProfile(home)
+	if errors.Is(err, auth.ErrNoProfile) {
+		return nil, nil
+	}
+	return p, err
+}
+
+// openStore opens the token store. Only login warns that tokens go to a
+// file; the other commands would repeat it at every start.
+func openStore(f *Factory, home string, insecure, warn bool) auth.Store {
+	var w io.Writer = io.Discard
+	if warn {
+		w = f.IO.ErrOut
+	}
+	return auth.OpenStore(auth.StoreOptions{Home: home, Insecure: insecure, Keyring: f.Keyring, Warn: w})
+}
+
+// storeDescription says where a store keeps tokens.
+func storeDescription(s auth.Store, home string) string {
+	if _, ok := s.(*auth.FileStore); ok {
+		return "file under " + auth.TokensDir(home)
+	}
+	return "OS keychain"
+}
+
+func loginRun(ctx context.Context, opts *LoginOptions) error {
+	f := opts.F
+	home, err := f.Home()
+	if err != nil {
+		return err
+	}
+	prof, err := loadProfile(home)
+	if err != nil {
+		return err
+	}
+	gw, err := gatewayURL(opts.Gateway, prof)
+	if err != nil {
+		return usageError{errors.New("no gateway configured: pass --gateway URL")}
+	}
+	hc := f.HTTPClient()
+	bc, err := auth.FetchBridgeConfiguration(ctx, hc, gw)
+	if err != nil {
+		return fmt.Errorf("asking %s how to log in: %w", gw, err)
+	}
+	login := &auth.DeviceLogin{Config: *bc, HTTPClient: hc, Stderr: f.IO.ErrOut, Now: f.Now}
+	if !opts.NoBrowser {
+		login.OpenBrowser = f.OpenBrowser
+	}
+	tok, err := login.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if err := openStore(f, home, opts.InsecureStorage, true).Save(gw, tok); err != nil {
+		return fmt.Errorf("saving the token: %w", err)
+	}
+	if err := auth.SaveProfile(home, &auth.Profile{
+		Gateway: gw, Issuer: bc.Issuer, ClientID: bc.ClientID, Audience: bc.Audience, Scopes: bc.Scopes,
+		InsecureStorage: opts.InsecureStorage,
+	}); err != nil {
+		return fmt.Errorf("saving the profile: %w", err)
+	}
+	who, err := whoami(ctx, hc, gw, tok.AccessToken)
+	if err != nil {
+		fmt.Fprintf(f.IO.ErrOut, "Logged in to %s, but the gateway did not accept the token yet: %v\n", gw, err)
+		return nil
+	}
+	fmt.Fprintf(f.IO.ErrOut, "Logged in to %s as %s%s.\n", gw, who.display(), who.groupsSuffix())
+	return nil
+}
+
+// whoamiResponse is the gateway's GET /v1/whoami.
+type whoamiResponse struct {
+	Subject   string    `json:"subject"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	Groups    []string  `json:"groups"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (w *whoamiResponse) display() string {
+	if w.Email != "" {
+		return w.Email
+	}
+	return w.Subject
+}
+
+func (w *whoamiResponse) groupsSuffix() string {
+	if len(w.Groups) == 0 {
+		return ""
+	}
+	return " (groups: " + strings.Join(w.Groups, ", ") + ")"
+}
+
+// whoami asks the gateway who the token belongs to; this proves both that
+// the gateway is reachable and that it accepts the token.
+func whoami(ctx context.Context, hc *http.Client, gw string, tok auth.Secret) (*whoamiResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, gw+"/v1/whoami", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.Reveal())
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("the gateway is unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the gateway answered HTTP %d", resp.StatusCode)
+	}
+	var w whoamiResponse
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, fmt.Errorf("the gateway sent an unreadable answer")
+	}
+	return &w, nil
+}
+
+// NewCmdLogout builds `bridge logout`.
+func NewCmdLogout(f *Factory, runF func(context.Context, *LoginOptions) error) *cobra.Command {
+	opts := &LoginOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "logout",
+		Short: "Forget the stored tokens for the gateway",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return logoutRun(opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway to log out of (default: the saved one)")
+	return cmd
+}
+
+func logoutRun(opts *LoginOptions) error {
+	f := opts.F
+	home, err := f.Home()
+	if err != nil {
+		return err
+	}
+	prof, err := loadProfile(home)
+	if err != nil {
+		return err
+	}
+	gw, err := gatewayURL(opts.Gateway, prof)
+	if err != nil {
+		return err
+	}
+	// Delete from both stores: the token may be in either.
+	var errs []error
+	for _, insecure := range []bool{false, true} {
+		if err := openStore(f, home, insecure, false).Delete(gw); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 2 {
+		return errors.Join(errs...)
+	}
+	fmt.Fprintf(f.IO.ErrOut, "Logged out of %s.\n", gw)
+	return nil
+}
+
+// NewCmdStatus builds `bridge status`.
+func NewCmdStatus(f *Factory, runF func(context.Context, *LoginOptions) error) *cobra.Command {
+	opts := &LoginOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show who you are logged in as, the token's expiry and whether the gateway answers",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return statusRun(cmd.Context(), opts)
+		},
+	}
+	return cmd
+}
+
+func statusRun(ctx context.Context, opts *LoginOptions) error {
+	f := opts.F
+	home, err := f.Home()
+	if err != nil {
+		return err
+	}
+	prof, err := loadProfile(home)
+	if err != nil {
+		return err
+	}
+	gw, err := gatewayURL("", prof)
+	if err != nil {
+		return err
+	}
+	out := f.IO.Out
+	fmt.Fprintf(out, "gateway:  %s\n", gw)
+	var tok auth.Secret
+	if env := f.Getenv(auth.TokenEnv); env != "" {
+		tok = auth.Secret(env)
+		fmt.Fprintf(out, "token:    %s (from %s)\n", auth.MaskToken(env), auth.TokenEnv)
+	} else {
+		store := openStore(f, home, prof != nil && prof.InsecureStorage, false)
+		t, err := store.Load(gw)
+		if err != nil {
+			fmt.Fprintf(out, "token:    none\n")
+			return fmt.Errorf("%w: run `bridge login`", auth.ErrNotLoggedIn)
+		}
+		tok = t.AccessToken
+		fmt.Fprintf(out, "token:    %s (%s)\n", auth.MaskToken(tok.Reveal()), storeDescription(store, home))
+		if !t.Expiry.IsZero() {
+			left := t.Expiry.Sub(f.Now()).Round(time.Second)
+			state := "expires in " + left.String()
+			if left <= 0 {
+				state = "expired; it is refreshed on next use"
+			}
+			fmt.Fprintf(out, "expiry:   %s (%s)\n", t.Expiry.Local().Format(time.RFC3339), state)
+		}
+	}
+	who, err := whoami(ctx, f.HTTPClient(), gw, tok)
+	if err != nil {
+		fmt.Fprintf(out, "gateway:  %v\n", err)
+		return err
+	}
+	fmt.Fprintf(out, "user:     %s%s\n", who.display(), who.groupsSuffix())
+	fmt.Fprintf(out, "reachable: yes\n")
+	return nil
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/seed-3f9f6f16/bridge/auth"
+)
+
+// ExitCode is the process's exit status.
+type ExitCode int
+
+// Exit codes a script can rely on.
+const (
+	ExitOK       ExitCode = 0
+	ExitError    ExitCode = 1 // the command failed
+	ExitUsage    ExitCode = 2 // bad flags or arguments
+	ExitAuth     ExitCode = 4 // not logged in, or the login was refused
+	ExitCanceled ExitCode = 130
+)
+
+// usageError marks errors in how the command was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// Main runs the command line and maps errors to exit codes in one place.
+func Main(f *Factory) ExitCode {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	root := NewCmdRoot(f)
+	root.SetIn(f.IO.In)
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(f.IO.ErrOut, "bridge:", err)
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		return ExitUsage
+	case errors.Is(err, auth.ErrNotLoggedIn), errors.Is(err, auth.ErrLoginDenied), errors.Is(err, auth.ErrLoginExpired):
+		return ExitAuth
+	case errors.Is(err, context.Canceled):
+		return ExitCanceled
+	}
+	return ExitError
+}
+
+// NewCmdRoot builds the command tree.
+func NewCmdRoot(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "bridge",
+		Short: "Approval gate, masking and audit between AI agents and MCP servers",
+		Long: `bridge relays an agent's MCP traffic through a central gateway that verifies
+the user's Okta identity, applies policy, holds risky calls for human approval,
+masks sensitive data and keeps a tamper-evident audit log.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		NewCmdLogin(f, nil),
+		NewCmdLogout(f, nil),
+		NewCmdStatus(f, nil),
+		NewCmdConnect(f, nil),
+		NewCmdServe(f, nil),
+		NewCmdVersion(f),
+		newCmdDemoServer(f),
+	)
+	return root
+}
+
+// exactArgs is cobra.ExactArgs reported as a usage error.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError{err}
+		}
+		return nil
+	}
+}
