@@ -65,6 +65,10 @@ type Client struct {
 	// later messages wait for it, since they need its session id.
 	initPending chan struct{}
 
+	// cancelled holds ids of requests the agent cancelled; their
+	// unanswered streams end silently.
+	cancelled map[string]bool
+
 	reinitMu sync.Mutex
 	reinitN  atomic.Int64
 }
@@ -138,6 +142,17 @@ func (c *Client) Send(ctx context.Context, m *Message) error {
 	if m.Kind == KindNotification && m.Method == "notifications/initialized" {
 		c.initialized = m
 	}
+	if m.Kind == KindNotification && m.Method == "notifications/cancelled" {
+		var p struct {
+			RequestID json.RawMessage `json:"requestId"`
+		}
+		if json.Unmarshal(m.Params, &p) == nil && p.RequestID != nil {
+			if c.cancelled == nil {
+				c.cancelled = map[string]bool{}
+			}
+			c.cancelled[compactString(p.RequestID)] = true
+		}
+	}
 	c.mu.Unlock()
 	if pending != nil {
 		select {
@@ -164,7 +179,7 @@ func (c *Client) exchange(ctx context.Context, m *Message) {
 	if err != nil {
 		c.opts.Logger.Warn("post failed", "to", c.opts.Name, "method", m.Method, "err", err)
 	}
-	if m.Kind == KindRequest && !answered {
+	if m.Kind == KindRequest && !answered && !c.takeCancelled(m) {
 		msg := fmt.Sprintf("bridge: %s did not answer", c.opts.Name)
 		code := CodeUnavailable
 		if err != nil {
@@ -172,6 +187,17 @@ func (c *Client) exchange(ctx context.Context, m *Message) {
 		}
 		c.push(NewError(m.ID, code, msg))
 	}
+}
+
+// takeCancelled reports, once, whether the agent cancelled request m.
+func (c *Client) takeCancelled(m *Message) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cancelled[m.IDKey()] {
+		delete(c.cancelled, m.IDKey())
+		return true
+	}
+	return false
 }
 
 // statusError is an unexpected HTTP status from the server.
