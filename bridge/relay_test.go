@@ -122,6 +122,15 @@ func TestRelayToolsAndProgress(t *testing.T) {
 	if _, err := c.CallTool(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
+	// mcp-go may write its last progress just after its result.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := len(progress)
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(progress) != 3 || progress[2] != 3 {

@@ -77,6 +77,10 @@ type stream struct {
 	ch   chan *Message
 	done chan struct{} // closed when the HTTP handler stops writing
 	sse  bool
+	// mu is held for reading while a message is handed to ch, and for
+	// writing by finish, so that no message is left in ch unread.
+	mu       sync.RWMutex
+	finished bool
 	// awaiting holds the ids of requests whose responses this stream
 	// carries; guarded by the session's mutex.
 	awaiting map[string]bool
@@ -84,6 +88,41 @@ type stream struct {
 
 func newStream(sse bool) *stream {
 	return &stream{ch: make(chan *Message, 64), done: make(chan struct{}), sse: sse, awaiting: map[string]bool{}}
+}
+
+// finish marks the stream as no longer read and returns the messages that
+// were handed to it but not written, so they can go elsewhere.
+func (st *stream) finish() []*Message {
+	close(st.done)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.finished = true
+	var left []*Message
+	for {
+		select {
+		case m := <-st.ch:
+			left = append(left, m)
+		default:
+			return left
+		}
+	}
+}
+
+// offer hands m to the stream. It reports false if the stream is finished.
+func (st *stream) offer(m *Message, sessionDone <-chan struct{}) bool {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	if st.finished {
+		return false
+	}
+	select {
+	case st.ch <- m:
+		return true
+	case <-st.done:
+		return false
+	case <-sessionDone:
+		return true // the session is closing; nothing more will be read
+	}
 }
 
 // pendingRequest is a client request forwarded upstream and not yet answered.
@@ -271,14 +310,19 @@ func (s *Session) deliverUnsolicited(m *Message) {
 }
 
 // deliver hands m to a stream, or reroutes it if the stream has finished.
+// A response whose stream has finished has no reader left and is dropped.
 func (s *Session) deliver(st *stream, m *Message) {
-	select {
-	case st.ch <- m:
-	case <-st.done:
-		if m.Kind != KindResponse {
+	if !st.offer(m, s.ctx.Done()) {
+		s.reroute([]*Message{m})
+	}
+}
+
+// reroute sends messages left on a finished stream elsewhere.
+func (s *Session) reroute(msgs []*Message) {
+	for _, m := range msgs {
+		if m.Kind == KindRequest || m.Kind == KindNotification {
 			s.deliverUnsolicited(m)
 		}
-	case <-s.ctx.Done():
 	}
 }
 
@@ -340,7 +384,15 @@ func (s *Session) openStream(st *stream, reqs []*Message) (dup []*Message) {
 // their reader: they are withdrawn upstream with notifications/cancelled.
 func (s *Session) closeStream(st *stream, reason string) {
 	s.mu.Lock()
-	close(st.done)
+	for i, ps := range s.postStreams {
+		if ps == st {
+			s.postStreams = append(s.postStreams[:i], s.postStreams[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+	s.reroute(st.finish())
+	s.mu.Lock()
 	var orphaned []*Message
 	for id := range st.awaiting {
 		if p, ok := s.pending[id]; ok && p.stream == st {
@@ -349,12 +401,6 @@ func (s *Session) closeStream(st *stream, reason string) {
 			if p.progress != "" {
 				delete(s.progress, p.progress)
 			}
-		}
-	}
-	for i, ps := range s.postStreams {
-		if ps == st {
-			s.postStreams = append(s.postStreams[:i], s.postStreams[i+1:]...)
-			break
 		}
 	}
 	closed := s.closed
@@ -431,11 +477,11 @@ func (s *Session) openGet(st *stream) bool {
 
 func (s *Session) closeGet(st *stream) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	close(st.done)
 	if s.getStream == st {
 		s.getStream = nil
 	}
+	s.mu.Unlock()
+	s.reroute(st.finish())
 }
 
 // takeServerRequest returns and forgets the upstream request that a client

@@ -40,7 +40,8 @@ type Options struct {
 	// environment of the gateway.
 	BaseEnv []string
 	// Pipeline wraps the relay's forwarding with the gateway's stages, in
-	// order, outermost first. Nil uses the default pipeline (access log).
+	// order, outermost first. Nil means DefaultStages without approvals or
+	// audit.
 	Pipeline []Middleware
 }
 
@@ -73,7 +74,7 @@ func New(opts Options) (*Gateway, error) {
 		opts.BaseEnv = DefaultBaseEnv()
 	}
 	if opts.Pipeline == nil {
-		opts.Pipeline = []Middleware{AccessLog(opts.Logger, opts.Now)}
+		opts.Pipeline = DefaultStages(opts.Config, StageDeps{Logger: opts.Logger, Now: opts.Now})
 	}
 	g := &Gateway{cfg: opts.Config, verifier: opts.Verifier, log: opts.Logger, now: opts.Now, servers: map[string]*bridge.Server{}}
 	filter := Chain(opts.Pipeline...)

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/seed-3f9f6f16/bridge/approval/config"
 	"github.com/seed-3f9f6f16/bridge/auth"
 	"github.com/seed-3f9f6f16/bridge/bridge"
+	"github.com/seed-3f9f6f16/bridge/mask"
 )
 
 // Middleware is one stage of the gateway's pipeline. It receives the rest of
@@ -86,6 +88,7 @@ func principalOf(x *bridge.Exchange) *auth.Identity {
 func AccessLog(log *slog.Logger, now func() time.Time) Middleware {
 	return func(next bridge.Filter) bridge.Filter {
 		return bridge.FilterFunc(func(ctx context.Context, x *bridge.Exchange, m *bridge.Message) (bridge.Verdict, error) {
+			ctx, note := withNote(ctx)
 			v, err := next.Filter(ctx, x, m)
 			id := principalOf(x)
 			attrs := []any{"session", x.Session.ID, "server", x.Session.Server, "subject", id.Subject, "email", id.Email,
@@ -116,6 +119,15 @@ func AccessLog(log *slog.Logger, now func() time.Time) Middleware {
 			default:
 				attrs = append(attrs, "method", m.Method)
 			}
+			if note.Decision != "" {
+				attrs = append(attrs, "policy", note.Decision, "rule", note.Rule)
+			}
+			if note.ApprovalID != "" {
+				attrs = append(attrs, "approval", note.ApprovalID)
+			}
+			if len(note.Masked) > 0 {
+				attrs = append(attrs, "masked", note.Masked)
+			}
 			if err != nil {
 				attrs = append(attrs, "err", err)
 			}
@@ -123,4 +135,35 @@ func AccessLog(log *slog.Logger, now func() time.Time) Middleware {
 			return v, err
 		})
 	}
+}
+
+// StageDeps are what the default stages need beyond the configuration.
+type StageDeps struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Holder holds calls that need approval; nil refuses them.
+	Holder Holder
+	// Audit records every message; nil records nothing.
+	Audit Middleware
+}
+
+// DefaultStages is the gateway's pipeline, outermost first: the access
+// log, the audit record (which sees the final, masked message), policy
+// with approval, and masking.
+func DefaultStages(cfg *config.Config, deps StageDeps) []Middleware {
+	stages := []Middleware{AccessLog(deps.Logger, deps.Now)}
+	if deps.Audit != nil {
+		stages = append(stages, deps.Audit)
+	}
+	profiles := map[string]string{}
+	for name, sc := range cfg.Servers {
+		profiles[name] = sc.Mask
+		if sc.Mask == "" {
+			profiles[name] = mask.DefaultProfileName
+		}
+	}
+	return append(stages,
+		Policy(cfg.CompiledPolicy, deps.Holder),
+		Masking(cfg.Masks, profiles, cfg.CompiledPolicy),
+	)
 }

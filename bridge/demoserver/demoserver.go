@@ -62,9 +62,9 @@ func ServeStdio(ctx context.Context, in io.Reader, out io.Writer, errOut io.Writ
 
 // Customers are the fake records get_customers returns.
 var customers = []map[string]any{
-	{"id": "C-1001", "name": "Ada Lovelace", "email": "ada@example.com", "card": "4111 1111 1111 1111", "ssn": "219-09-9999", "plan": "enterprise"},
-	{"id": "C-1002", "name": "Grace Hopper", "email": "grace@example.com", "card": "5555-5555-5555-4444", "ssn": "078-05-1121", "plan": "team"},
-	{"id": "C-1003", "name": "Alan Turing", "email": "alan@example.com", "card": "378282246310005", "ssn": "123-45-6789", "plan": "free"},
+	{"id": "C-1001", "name": "Ada Lovelace", "email": "ada@example.com", "card": "4111 1111 1111 1111", "ssn": "536-22-8191", "plan": "enterprise"},
+	{"id": "C-1002", "name": "Grace Hopper", "email": "grace@example.com", "card": "5555-5555-5555-4444", "ssn": "412-73-5526", "plan": "team"},
+	{"id": "C-1003", "name": "Alan Turing", "email": "alan@example.com", "card": "378282246310005", "ssn": "287-65-4401", "plan": "free"},
 }
 
 func addTools(s *server.MCPServer, opts Options) {

@@ -61,6 +61,7 @@ type world struct {
 	gwAddr  string
 	logs    *syncBuffer
 	seen    *recorder
+	rules   string
 	stop    func()
 }
 
@@ -79,11 +80,22 @@ servers:
     env: {DEMO_SECRET: "${env:BRIDGE_E2E_SECRET}"}
 policy:
   default: allow
+  rules:
+    - name: no-mass-delete
+      tools: [delete_records]
+      when: '!has(args.where) || args.where == ""'
+      action: deny
+      reason: Deleting every record is not allowed from agents.
+{{RULES}}
 `
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, "") }
+
+// newWorldWith adds policy rules (YAML list items indented four spaces)
+// after the default ones.
+func newWorldWith(t *testing.T, rules string) *world {
 	t.Helper()
-	w := &world{t: t, logs: &syncBuffer{}, seen: &recorder{}}
+	w := &world{t: t, logs: &syncBuffer{}, seen: &recorder{}, rules: rules}
 	okta, err := fakeokta.New(fakeokta.Options{ClientID: "bridge-test-cli", Audience: "api://bridge-test", Users: testUsers})
 	if err != nil {
 		t.Fatal(err)
@@ -95,14 +107,19 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.start("127.0.0.1:0")
-	t.Cleanup(func() { w.stop() })
+	t.Cleanup(func() {
+		w.stop()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", w.logs.String())
+		}
+	})
 	return w
 }
 
 // start runs the gateway on addr until stop.
 func (w *world) start(addr string) {
 	t := w.t
-	yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin).Replace(e2eConfig)
+	yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules).Replace(e2eConfig)
 	env := config.Env{
 		Getenv: func(k string) (string, bool) {
 			if k == "BRIDGE_E2E_SECRET" {
@@ -135,8 +152,9 @@ func (w *world) start(addr string) {
 	go func() {
 		done <- gateway.Serve(ctx, gateway.ServeOptions{
 			Config: cfg, Listener: ln, Logger: log,
-			Pipeline: func(*config.Config) ([]gateway.Middleware, func(), error) {
-				return []gateway.Middleware{gateway.AccessLog(log, time.Now), w.seen.middleware}, func() {}, nil
+			Pipeline: func(cfg *config.Config) ([]gateway.Middleware, func(), error) {
+				stages := gateway.DefaultStages(cfg, gateway.StageDeps{Logger: log, Now: time.Now})
+				return append(stages, w.seen.middleware), func() {}, nil
 			},
 		})
 	}()
