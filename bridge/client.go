@@ -262,7 +262,7 @@ func (c *Client) post(ctx context.Context, m *Message, retry bool) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	defer resp.Body.Close()
+	defer releaseBody(resp.Body)
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized && retry && c.opts.OnUnauthorized != nil:
 		drain(resp.Body)
@@ -364,6 +364,25 @@ func (c *Client) statusErr(resp *http.Response) error {
 }
 
 func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, 64<<10)) }
+
+// releaseGrace bounds how long releaseBody waits for the end of a body.
+const releaseGrace = 5 * time.Second
+
+// releaseBody closes a response body once the rest of it, if any, has been
+// read, so that the HTTP connection goes back to the pool. A POST answered
+// with an SSE stream returns as soon as its response arrives, a moment
+// before the server ends the stream; closing it then would throw the
+// connection away and make the next request dial a new one. Reading waits
+// in the background, at most releaseGrace and 64 KiB, so a stream kept open
+// costs a goroutine for a while, never the caller.
+func releaseBody(body io.ReadCloser) {
+	go func() {
+		t := time.AfterFunc(releaseGrace, func() { _ = body.Close() })
+		drain(body)
+		t.Stop()
+		_ = body.Close()
+	}()
+}
 
 // do sends one HTTP request with the session headers and credentials.
 func (c *Client) do(ctx context.Context, method string, m *Message) (*http.Response, string, error) {

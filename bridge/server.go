@@ -53,6 +53,9 @@ type ServerOptions struct {
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// OnSession, if set, is told when a session starts and ends (with why).
+	// Stateless requests have no session and do not call it.
+	OnSession func(info *SessionInfo, started bool, reason string)
 }
 
 // Server serves one upstream over the MCP Streamable HTTP transport
@@ -532,12 +535,19 @@ func (s *Server) register(sess *Session) {
 	s.sessions[sess.Info.ID] = sess
 	s.mu.Unlock()
 	sess.mu.Lock()
-	sess.onClose = func() {
+	sess.onClose = func(why string) {
 		s.mu.Lock()
 		delete(s.sessions, sess.Info.ID)
 		s.mu.Unlock()
+		s.opts.Logger.Info("session ended", "session", sess.Info.ID, "server", sess.Info.Server, "subject", sess.Info.Owner, "reason", why)
+		if s.opts.OnSession != nil {
+			s.opts.OnSession(sess.Info, false, why)
+		}
 	}
 	sess.mu.Unlock()
+	if s.opts.OnSession != nil {
+		s.opts.OnSession(sess.Info, true, "")
+	}
 	s.opts.Logger.Info("session started", "session", sess.Info.ID, "server", sess.Info.Server, "subject", sess.Info.Owner)
 }
 

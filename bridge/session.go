@@ -158,7 +158,7 @@ type Session struct {
 	backlog     []*Message
 	lastActive  time.Time
 	closed      bool
-	onClose     func()
+	onClose     func(why string)
 }
 
 func newSession(info *SessionInfo, up Conn, f Filter, log *slog.Logger, now func() time.Time) *Session {
@@ -516,7 +516,7 @@ func (s *Session) close(why string) {
 		s.log.Debug("closing upstream", "session", s.Info.ID, "err", err)
 	}
 	if onClose != nil {
-		onClose()
+		onClose(why)
 	}
 }
 

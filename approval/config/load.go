@@ -298,6 +298,9 @@ func (l *loader) validate(c *Config) {
 	if c.Storage.Driver != "bolt" {
 		l.errorf("storage.driver", "unknown driver %q (supported: bolt)", c.Storage.Driver)
 	}
+	if c.Storage.Path == "" {
+		l.errorf("storage.path", "is required: the file where the gateway keeps its audit log and approvals, such as /var/lib/bridge/bridge.db")
+	}
 	if c.Limits.MaxMessageBytes < 1024 || c.Limits.MaxMessageBytes > 64<<20 {
 		l.errorf("limits.max_message_bytes", "must be between 1024 and 67108864")
 	}

@@ -43,6 +43,11 @@ type Options struct {
 	// order, outermost first. Nil means DefaultStages without approvals or
 	// audit.
 	Pipeline []Middleware
+	// OnSession is told when sessions start and end (the audit log).
+	OnSession func(info *bridge.SessionInfo, started bool, reason string)
+	// Mounts are extra handlers on the gateway's router, by pattern,
+	// behind its bearer-token authentication (the reviewer and audit APIs).
+	Mounts map[string]http.Handler
 }
 
 // Gateway serves the MCP endpoints and the discovery documents.
@@ -88,6 +93,7 @@ func New(opts Options) (*Gateway, error) {
 			IdleTimeout:     opts.Config.Limits.SessionIdleTimeout,
 			Logger:          opts.Logger,
 			Now:             opts.Now,
+			OnSession:       opts.OnSession,
 		})
 		if err != nil {
 			return nil, err
@@ -106,6 +112,9 @@ func New(opts Options) (*Gateway, error) {
 	})
 	g.mux.Handle("/mcp/{server}", g.authenticate(http.HandlerFunc(g.serveMCP)))
 	g.mux.Handle("GET /v1/whoami", g.authenticate(http.HandlerFunc(g.serveWhoami)))
+	for pattern, h := range opts.Mounts {
+		g.mux.Handle(pattern, g.authenticate(h))
+	}
 	return g, nil
 }
 

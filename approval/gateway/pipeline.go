@@ -143,8 +143,10 @@ type StageDeps struct {
 	Now    func() time.Time
 	// Holder holds calls that need approval; nil refuses them.
 	Holder Holder
-	// Audit records every message; nil records nothing.
-	Audit Middleware
+	// Recorder writes the audit log; nil records nothing.
+	Recorder *Recorder
+	// Extra stages run innermost, just before forwarding (tests use it).
+	Extra []Middleware
 }
 
 // DefaultStages is the gateway's pipeline, outermost first: the access
@@ -152,9 +154,18 @@ type StageDeps struct {
 // with approval, and masking.
 func DefaultStages(cfg *config.Config, deps StageDeps) []Middleware {
 	stages := []Middleware{AccessLog(deps.Logger, deps.Now)}
-	if deps.Audit != nil {
-		stages = append(stages, deps.Audit)
+	if deps.Recorder != nil {
+		stages = append(stages, deps.Recorder.Middleware())
 	}
+	stages = append(stages,
+		Policy(cfg.CompiledPolicy, deps.Holder),
+		Masking(cfg.Masks, serverProfiles(cfg), cfg.CompiledPolicy),
+	)
+	return append(stages, deps.Extra...)
+}
+
+// serverProfiles maps each server to its masking profile.
+func serverProfiles(cfg *config.Config) map[string]string {
 	profiles := map[string]string{}
 	for name, sc := range cfg.Servers {
 		profiles[name] = sc.Mask
@@ -162,8 +173,17 @@ func DefaultStages(cfg *config.Config, deps StageDeps) []Middleware {
 			profiles[name] = mask.DefaultProfileName
 		}
 	}
-	return append(stages,
-		Policy(cfg.CompiledPolicy, deps.Holder),
-		Masking(cfg.Masks, profiles, cfg.CompiledPolicy),
-	)
+	return profiles
+}
+
+// ServerMasker returns the masker of each server's profile.
+func ServerMasker(cfg *config.Config) func(server string) (*mask.Masker, bool) {
+	profiles := serverProfiles(cfg)
+	return func(server string) (*mask.Masker, bool) {
+		name, ok := profiles[server]
+		if !ok {
+			name = mask.DefaultProfileName
+		}
+		return cfg.Masks.Profile(name)
+	}
 }

@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/seed-3f9f6f16/bridge/approval/config"
+	"github.com/seed-3f9f6f16/bridge/audit"
 	"github.com/seed-3f9f6f16/bridge/auth"
 )
 
@@ -33,49 +36,102 @@ type ServeOptions struct {
 	Ready      func(baseURL string)
 	Logger     *slog.Logger
 	HTTPClient *http.Client
-	// Pipeline, if set, builds the pipeline stages for a configuration.
-	Pipeline func(cfg *config.Config) ([]Middleware, func(), error)
+	Now        func() time.Time
+	// ExtraStages run innermost in the pipeline (tests observe with them).
+	ExtraStages []Middleware
+}
+
+// services are what outlives a configuration reload: the database and the
+// audit log.
+type services struct {
+	store    *audit.BoltStore
+	log      *audit.Log
+	recorder *Recorder
+}
+
+// openServices opens the database and the audit log. A corrupt or foreign
+// file is refused, never overwritten.
+func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*services, error) {
+	if err := os.MkdirAll(filepath.Dir(cfg.Storage.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	store, err := audit.OpenBolt(cfg.Storage.Path, audit.BoltOptions{Mode: 0o600})
+	if err != nil {
+		return nil, fmt.Errorf("storage %s: %w", cfg.Storage.Path, err)
+	}
+	signer, err := cfg.Audit.LoadSigner()
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("audit.signing_key_file: %w", err)
+	}
+	alog, err := audit.Open(store, audit.Options{Now: now, Signer: signer, Logger: logger})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	return &services{store: store, log: alog}, nil
+}
+
+func (s *services) close() {
+	if err := s.log.Close(); err != nil {
+		slog.Default().Error("closing the audit log", "err", err)
+	}
+	_ = s.store.Close()
 }
 
 // Serve runs the gateway until ctx ends, then stops every session and
-// upstream and returns.
+// upstream, records the stop, and returns.
 func Serve(ctx context.Context, opts ServeOptions) error {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	build := func(cfg *config.Config) (*Gateway, func(), error) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	svc, err := openServices(opts.Config, log, now)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+
+	build := func(cfg *config.Config) (*Gateway, error) {
 		v, err := auth.NewVerifier(auth.VerifierConfig{
 			Issuer: cfg.Identity.Issuer, Audience: cfg.Identity.Audience, GroupsClaim: cfg.Identity.GroupsClaim,
 			ClockSkew: cfg.Identity.ClockSkew, HTTPClient: opts.HTTPClient,
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		var stages []Middleware
-		cleanup := func() {}
-		if opts.Pipeline != nil {
-			if stages, cleanup, err = opts.Pipeline(cfg); err != nil {
-				return nil, nil, err
-			}
-		}
-		g, err := New(Options{Config: cfg, Verifier: v, Logger: log, HTTPClient: opts.HTTPClient, Pipeline: stages})
+		rec := NewRecorder(svc.log, cfg.Audit, ServerMasker(cfg), log, now)
+		stages := DefaultStages(cfg, StageDeps{Logger: log, Now: now, Recorder: rec, Extra: opts.ExtraStages})
+		g, err := New(Options{
+			Config: cfg, Verifier: v, Logger: log, Now: now, HTTPClient: opts.HTTPClient, Pipeline: stages,
+			OnSession: rec.SessionEvent,
+		})
 		if err != nil {
-			cleanup()
-			return nil, nil, err
+			return nil, err
 		}
 		if opts.Mount != nil {
 			opts.Mount(g.Mux())
 		}
-		return g, cleanup, nil
+		svc.recorder = rec
+		return g, nil
 	}
-	g, cleanup, err := build(opts.Config)
+	g, err := build(opts.Config)
 	if err != nil {
 		return err
 	}
+	if err := svc.recorder.Event(ctx, &audit.Record{Kind: audit.KindGatewayStart, Outcome: "policy " + policyVersion(opts.Config)}); err != nil {
+		return fmt.Errorf("the audit log cannot be written, not starting: %w", err)
+	}
 	var current atomic.Pointer[Gateway]
 	current.Store(g)
-	defer func() { current.Load().Close(); cleanup() }()
+	defer func() {
+		current.Load().Close()
+		_ = svc.recorder.Event(context.Background(), &audit.Record{Kind: audit.KindGatewayStop})
+	}()
 
 	ln := opts.Listener
 	if ln == nil {
@@ -104,7 +160,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	base := scheme + "://" + ln.Addr().String()
-	log.Info("gateway listening", "url", base, "servers", g.ServerNames())
+	log.Info("gateway listening", "url", base, "servers", g.ServerNames(), "policy_version", policyVersion(opts.Config))
 	if opts.Ready != nil {
 		opts.Ready(base)
 	}
@@ -127,27 +183,42 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 			return err
 		case <-reap.C:
 			current.Load().ReapIdle()
+			if ret := opts.Config.Audit.Retention; ret > 0 {
+				if res, err := svc.log.Prune(ctx, now().Add(-ret)); err != nil {
+					log.Error("audit retention failed", "err", err)
+				} else if res.Pruned > 0 {
+					log.Info("audit retention pruned records", "count", res.Pruned, "through", res.Through)
+				}
+			}
 		case <-opts.ReloadRequests:
-			if opts.Reload == nil {
-				continue
-			}
-			cfg, err := opts.Reload()
-			if err != nil {
-				log.Error("configuration reload refused; keeping the running configuration", "err", err)
-				continue
-			}
-			ng, ncleanup, err := build(cfg)
-			if err != nil {
-				log.Error("configuration reload refused; keeping the running configuration", "err", err)
-				continue
-			}
-			old, oldCleanup := current.Swap(ng), cleanup
-			cleanup = ncleanup
-			old.Close()
-			oldCleanup()
-			log.Info("configuration reloaded", "servers", ng.ServerNames(), "policy_version", policyVersion(cfg))
+			reload(ctx, opts, log, svc, &current, build)
 		}
 	}
+}
+
+// reload swaps in a new configuration if it is valid. Sessions of the old
+// configuration end; bridge connect re-establishes them transparently.
+func reload(ctx context.Context, opts ServeOptions, log *slog.Logger, svc *services, current *atomic.Pointer[Gateway], build func(*config.Config) (*Gateway, error)) {
+	if opts.Reload == nil {
+		return
+	}
+	cfg, err := opts.Reload()
+	if err != nil {
+		log.Error("configuration reload refused; keeping the running configuration", "err", err)
+		return
+	}
+	if cfg.Storage != opts.Config.Storage || cfg.Listen != opts.Config.Listen {
+		log.Warn("storage and listen changes take effect only after a restart")
+	}
+	ng, err := build(cfg)
+	if err != nil {
+		log.Error("configuration reload refused; keeping the running configuration", "err", err)
+		return
+	}
+	old := current.Swap(ng)
+	old.Close()
+	_ = svc.recorder.Event(ctx, &audit.Record{Kind: audit.KindPolicyReload, Outcome: "policy " + policyVersion(cfg)})
+	log.Info("configuration reloaded", "servers", ng.ServerNames(), "policy_version", policyVersion(cfg))
 }
 
 func policyVersion(cfg *config.Config) string {

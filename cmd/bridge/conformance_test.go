@@ -43,17 +43,21 @@ const (
 
 	// conformanceRunTimeout bounds one run of the whole suite.
 	conformanceRunTimeout = 4 * time.Minute
-	// conformanceRetries is how many more times a scenario that passed
-	// directly but failed through bridge is run again, directly and through
-	// bridge, before the mismatch counts: the reference server's own
-	// notification scenarios are intermittent (mcp-go's
-	// conformance/server/expected-failures.yml), and a scenario that never
-	// passes through bridge fails every retry anyway.
-	conformanceRetries = 3
+	// conformanceAttempts is how many times, at most, an intermittent
+	// scenario (conformanceFlaky) is run on each side before its result
+	// counts: it passes on a side if any attempt passes there.
+	conformanceAttempts = 20
 )
 
 // conformanceFlaky are the scenarios mcp-go lists as intermittent for its
-// reference server; only these are retried.
+// reference server (conformance/server/expected-failures.yml in mcp-go
+// v1.2.1): its Streamable HTTP server drops the last notification a tool
+// sends just before returning about two runs in three, directly as much as
+// through bridge (the POST's SSE stream carries two of the three
+// notifications, then the result). One run of either side says little, so
+// these are run again, on each side, until they pass or
+// conformanceAttempts runs have failed. A relay that loses notifications
+// fails every attempt.
 var conformanceFlaky = map[string]bool{
 	"tools-call-with-logging":  true,
 	"tools-call-with-progress": true,
@@ -100,7 +104,9 @@ func TestConformance(t *testing.T) {
 		}
 		start := time.Now()
 		r := runConformance(t, cli, url, scenario, dir)
-		t.Logf("%s run (%s): %d scenarios in %s, results in %s", label, url, len(r.order), time.Since(start).Round(time.Millisecond), dir)
+		if !strings.HasSuffix(label, "-retry") {
+			t.Logf("%s run (%s): %d scenarios in %s, results in %s", label, url, len(r.order), time.Since(start).Round(time.Millisecond), dir)
+		}
 		return r
 	}
 	direct := run("direct", upstream, scenario)
@@ -113,23 +119,35 @@ func TestConformance(t *testing.T) {
 		t.Errorf("direct run: the CLI announced %d scenarios but reported %d", direct.expected, len(direct.order))
 	}
 
-	// Retry intermittent scenarios that passed directly but not through bridge.
+	// Run intermittent scenarios again until they pass, on each side.
 	retried := map[string]string{}
 	for _, name := range direct.order {
-		d, b := direct.results[name], bridged.results[name]
-		if !d.passed() || b.passed() || !conformanceFlaky[name] {
+		if !conformanceFlaky[name] {
 			continue
 		}
 		var note []string
-		for i := 0; i < conformanceRetries && !bridged.results[name].passed(); i++ {
-			rd := run("direct-retry", upstream, name).results[name]
-			rb := run("bridge-retry", relay.url, name).results[name]
-			note = append(note, fmt.Sprintf("direct %s / bridge %s", rd.verdict(), rb.verdict()))
-			if rb.passed() {
-				bridged.results[name] = rb
+		for _, side := range []struct {
+			label, url string
+			run        *conformanceRun
+		}{{"direct", upstream, &direct}, {"bridge", relay.url, &bridged}} {
+			if side.run.results[name].passed() {
+				continue
+			}
+			attempt := 1
+			for ; attempt < conformanceAttempts && !side.run.results[name].passed(); attempt++ {
+				if r := run(side.label+"-retry", side.url, name).results[name]; r.passed() {
+					side.run.results[name] = r
+				}
+			}
+			if side.run.results[name].passed() {
+				note = append(note, fmt.Sprintf("%s passed on attempt %d", side.label, attempt))
+			} else {
+				note = append(note, fmt.Sprintf("%s failed %d attempts", side.label, attempt))
 			}
 		}
-		retried[name] = strings.Join(note, "; ")
+		if len(note) > 0 {
+			retried[name] = strings.Join(note, ", ")
+		}
 	}
 
 	// The table, for CI's log.
@@ -148,7 +166,7 @@ func TestConformance(t *testing.T) {
 			mark = "  (passes only through bridge)"
 		}
 		if r, ok := retried[name]; ok {
-			mark += "  retried: " + r
+			mark += "  (intermittent upstream: " + r + ")"
 		}
 		if d.passed() {
 			passD++

@@ -38,7 +38,7 @@ func newFactory() *Factory {
 		LookupEnv: os.LookupEnv,
 		Now:       time.Now,
 		HTTPClient: func() *http.Client {
-			return &http.Client{CheckRedirect: sameHostRedirects}
+			return &http.Client{Transport: pooledTransport(), CheckRedirect: sameHostRedirects}
 		},
 		Keyring: auth.SystemKeyring(),
 		OpenBrowser: func(url string) error {
@@ -48,6 +48,24 @@ func newFactory() *Factory {
 		},
 		Executable: os.Executable,
 	}
+}
+
+// maxIdleConnsPerHost is how many idle connections to one gateway are kept
+// for reuse. An agent may have many requests in flight on one `bridge
+// connect`; with net/http's default of 2, every request beyond the second
+// dialed a new connection and left it in TIME_WAIT.
+const maxIdleConnsPerHost = 64
+
+// pooledTransport is net/http's default transport keeping more idle
+// connections per host.
+func pooledTransport() http.RoundTripper {
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return http.DefaultTransport
+	}
+	t = t.Clone()
+	t.MaxIdleConnsPerHost = maxIdleConnsPerHost
+	return t
 }
 
 // sameHostRedirects refuses redirects to another host, so credentials set

@@ -62,11 +62,13 @@ type world struct {
 	logs    *syncBuffer
 	seen    *recorder
 	rules   string
+	data    string
 	stop    func()
 }
 
 const e2eConfig = `
 listen: 127.0.0.1:0
+storage: {path: "{{DATA}}/bridge.db"}
 identity:
   issuer: {{ISSUER}}
   audience: api://bridge-test
@@ -95,7 +97,7 @@ func newWorld(t *testing.T) *world { return newWorldWith(t, "") }
 // after the default ones.
 func newWorldWith(t *testing.T, rules string) *world {
 	t.Helper()
-	w := &world{t: t, logs: &syncBuffer{}, seen: &recorder{}, rules: rules}
+	w := &world{t: t, logs: &syncBuffer{}, seen: &recorder{}, rules: rules, data: t.TempDir()}
 	okta, err := fakeokta.New(fakeokta.Options{ClientID: "bridge-test-cli", Audience: "api://bridge-test", Users: testUsers})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +121,7 @@ func newWorldWith(t *testing.T, rules string) *world {
 // start runs the gateway on addr until stop.
 func (w *world) start(addr string) {
 	t := w.t
-	yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules).Replace(e2eConfig)
+	yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules, "{{DATA}}", w.data).Replace(e2eConfig)
 	env := config.Env{
 		Getenv: func(k string) (string, bool) {
 			if k == "BRIDGE_E2E_SECRET" {
@@ -151,11 +153,7 @@ func (w *world) start(addr string) {
 	log := slog.New(slog.NewJSONHandler(w.logs, nil))
 	go func() {
 		done <- gateway.Serve(ctx, gateway.ServeOptions{
-			Config: cfg, Listener: ln, Logger: log,
-			Pipeline: func(cfg *config.Config) ([]gateway.Middleware, func(), error) {
-				stages := gateway.DefaultStages(cfg, gateway.StageDeps{Logger: log, Now: time.Now})
-				return append(stages, w.seen.middleware), func() {}, nil
-			},
+			Config: cfg, Listener: ln, Logger: log, ExtraStages: []gateway.Middleware{w.seen.middleware},
 		})
 	}()
 	w.stop = func() {
