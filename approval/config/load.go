@@ -97,11 +97,11 @@ func Load(name string, data []byte, env Env) (*Config, error) {
 	if err != nil {
 		return nil, yamlError(name, err)
 	}
-	if line := findAlias(file); line > 0 {
-		return nil, &Error{File: name, Line: line, Msg: "YAML anchors and aliases are not allowed in the gateway configuration"}
+	if line, what := findForbidden(file); line > 0 {
+		return nil, &Error{File: name, Line: line, Msg: "YAML " + what + " are not allowed in the gateway configuration"}
 	}
-	cfg := &Config{}
-	if err := yaml.UnmarshalWithOptions(data, cfg, yaml.Strict()); err != nil {
+	cfg, err := decode(data)
+	if err != nil {
 		return nil, yamlError(name, err)
 	}
 	cfg.File = name
@@ -126,10 +126,26 @@ func yamlError(name string, err error) error {
 	return &Error{File: name, Msg: "invalid YAML"}
 }
 
-// findAlias returns the line of the first anchor or alias, or 0. Rejecting
-// them rules out exponential "billion laughs" documents.
-func findAlias(f *ast.File) int {
-	line := 0
+// decode decodes strictly. The YAML library has panicked on hostile input
+// (fuzzing found one); a panic becomes an error, never a crash.
+func decode(data []byte) (cfg *Config, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cfg, err = nil, errors.New("the YAML decoder failed on this input")
+		}
+	}()
+	cfg = &Config{}
+	if err := yaml.UnmarshalWithOptions(data, cfg, yaml.Strict()); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// findForbidden returns the line of the first anchor, alias or tag, or 0,
+// and what it found. Anchors and aliases allow exponential "billion laughs"
+// documents; tags change how values decode. Neither has a use here.
+func findForbidden(f *ast.File) (int, string) {
+	line, what := 0, ""
 	for _, doc := range f.Docs {
 		ast.Walk(visitorFunc(func(n ast.Node) bool {
 			if line > 0 {
@@ -137,13 +153,16 @@ func findAlias(f *ast.File) int {
 			}
 			switch n.(type) {
 			case *ast.AliasNode, *ast.AnchorNode:
-				line = n.GetToken().Position.Line
+				line, what = n.GetToken().Position.Line, "anchors and aliases"
+				return false
+			case *ast.TagNode:
+				line, what = n.GetToken().Position.Line, "tags"
 				return false
 			}
 			return true
 		}), doc)
 	}
-	return line
+	return line, what
 }
 
 type visitorFunc func(ast.Node) bool
@@ -332,7 +351,8 @@ func (l *loader) validate(c *Config) {
 	}
 	c.Masks = masks
 	for _, name := range names {
-		if p := c.Servers[name].Mask; p != "" && masks != nil {
+		if sc := c.Servers[name]; sc != nil && sc.Mask != "" && masks != nil {
+			p := sc.Mask
 			if _, ok := masks.Profile(p); !ok {
 				l.errorf("servers."+name+".mask", "unknown masking profile %q", p)
 			}
