@@ -236,7 +236,11 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, sess *Session, p
 		if m.Kind == KindRequest && containsMsg(dups, m) {
 			continue
 		}
-		go s.fromClient(r.Context(), sess, principal, m, st)
+		ctx := r.Context()
+		if m.Kind == KindRequest {
+			ctx = sess.requestContext(ctx, m)
+		}
+		go s.fromClient(ctx, sess, principal, m, st)
 	}
 
 	awaiting := len(requests) - len(dups)

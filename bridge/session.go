@@ -131,6 +131,9 @@ type pendingRequest struct {
 	stream   *stream
 	progress string // compacted progress token, if any
 	started  time.Time
+	// cancel ends the context the request is filtered and forwarded
+	// under, so a call held by the pipeline learns the client gave up.
+	cancel context.CancelFunc
 }
 
 // maxBacklog bounds the upstream messages kept while the client has no open
@@ -451,10 +454,27 @@ func (s *Session) clientCancelled(m *Message) {
 		}
 	}
 	s.mu.Unlock()
+	if ok && pr.cancel != nil {
+		pr.cancel()
+	}
 	if ok {
 		// A nil message tells the stream to stop awaiting id.
 		s.deliver(pr.stream, &Message{Kind: 0, ID: json.RawMessage(id)})
 	}
+}
+
+// requestContext returns a context for filtering and forwarding a request
+// that ends when the client cancels the request or its stream closes.
+func (s *Session) requestContext(parent context.Context, req *Message) context.Context {
+	ctx, cancel := context.WithCancel(parent)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.pending[req.IDKey()]; ok && p.req == req {
+		p.cancel = cancel
+	} else {
+		cancel()
+	}
+	return ctx
 }
 
 // openGet registers the standalone GET stream. It fails if one is open.

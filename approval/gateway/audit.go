@@ -40,7 +40,9 @@ func errAuditUnavailable(cause error) error {
 // Event records one of the gateway's own events (start, stop, sessions,
 // approvals, reloads). It honours on_failure like message records.
 func (r *Recorder) Event(ctx context.Context, rec *audit.Record) error {
-	if _, err := r.log.Append(ctx, rec); err != nil {
+	// A record is written even when the client has gone: what happened
+	// must be on file.
+	if _, err := r.log.Append(context.WithoutCancel(ctx), rec); err != nil {
 		r.logger.Error("AUDIT WRITE FAILED", "kind", rec.Kind, "err", err, "on_failure", map[bool]string{true: "allow", false: "deny"}[r.failOpen])
 		if r.failOpen {
 			return nil

@@ -81,7 +81,7 @@ func New(opts Options) (*Gateway, error) {
 	if opts.Pipeline == nil {
 		opts.Pipeline = DefaultStages(opts.Config, StageDeps{Logger: opts.Logger, Now: opts.Now})
 	}
-	g := &Gateway{cfg: opts.Config, verifier: opts.Verifier, log: opts.Logger, now: opts.Now, servers: map[string]*bridge.Server{}}
+	g := &Gateway{cfg: opts.Config, verifier: newVerifyCache(opts.Verifier, opts.Now, opts.Config.Identity.ClockSkew), log: opts.Logger, now: opts.Now, servers: map[string]*bridge.Server{}}
 	filter := Chain(opts.Pipeline...)
 	for name, sc := range opts.Config.Servers {
 		srv, err := bridge.NewServer(bridge.ServerOptions{

@@ -64,6 +64,12 @@ func Policy(pol *policy.Policy, holder Holder) Middleware {
 						fmt.Sprintf("bridge: the gateway's policy does not allow this server to use %s (rule %q)", m.Method, d.Rule))}, nil
 				}
 				return next.Filter(ctx, x, m)
+			case m.Kind == bridge.KindResponse && x.Direction == bridge.FromUpstream && x.Request != nil && x.Request.Method == policy.MethodToolsCall:
+				v, err := next.Filter(ctx, x, m)
+				if a, ok := holder.(*Approvals); ok && err == nil && v.Forward != nil {
+					v.Forward = a.Annotate(x, v.Forward)
+				}
+				return v, err
 			case m.Kind == bridge.KindResponse && x.Direction == bridge.FromUpstream && x.Request != nil && x.Request.Method == "tools/list":
 				v, err := next.Filter(ctx, x, m)
 				if err != nil || v.Forward == nil {

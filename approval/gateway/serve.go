@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/seed-3f9f6f16/bridge/approval/config"
+	"github.com/seed-3f9f6f16/bridge/approval/queue"
 	"github.com/seed-3f9f6f16/bridge/audit"
 	"github.com/seed-3f9f6f16/bridge/auth"
 )
@@ -39,14 +40,22 @@ type ServeOptions struct {
 	Now        func() time.Time
 	// ExtraStages run innermost in the pipeline (tests observe with them).
 	ExtraStages []Middleware
+	// Clock drives approval holds and expiry; the wall clock when nil.
+	Clock Clock
+	// Services, if set, is told the approval queue and audit log once they
+	// are open, for tests that act as reviewers.
+	Services func(q *queue.Queue, log *audit.Log)
 }
 
-// services are what outlives a configuration reload: the database and the
-// audit log.
+// services are what outlives a configuration reload: the database, the
+// audit log and the approval queue.
 type services struct {
-	store    *audit.BoltStore
-	log      *audit.Log
-	recorder *Recorder
+	store     *audit.BoltStore
+	log       *audit.Log
+	recorder  *Recorder
+	approvals *Approvals
+	queue     *queue.Queue
+	notify    *queue.Dispatcher
 }
 
 // openServices opens the database and the audit log. A corrupt or foreign
@@ -69,10 +78,39 @@ func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time)
 		store.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	return &services{store: store, log: alog}, nil
+	qstore, err := queue.NewBoltStore(store.DB())
+	if err != nil {
+		alog.Close()
+		store.Close()
+		return nil, fmt.Errorf("approval queue: %w", err)
+	}
+	notify := queue.NewDispatcher(queue.DispatcherOptions{Senders: senders(cfg, now), Logger: logger})
+	q, err := queue.New(qstore, queue.Options{Now: now, Notifier: notify, Logger: logger})
+	if err != nil {
+		notify.Close()
+		alog.Close()
+		store.Close()
+		return nil, fmt.Errorf("approval queue: %w", err)
+	}
+	return &services{store: store, log: alog, queue: q, notify: notify}, nil
+}
+
+// senders builds the notification receivers of the configuration.
+func senders(cfg *config.Config, now func() time.Time) []queue.Sender {
+	var out []queue.Sender
+	for _, n := range cfg.Notify {
+		switch n.Type {
+		case "slack":
+			out = append(out, &queue.Slack{WebhookURL: n.ResolvedURL})
+		case "webhook":
+			out = append(out, &queue.Webhook{URL: n.ResolvedURL.Reveal(), Secret: n.ResolvedSecret, Now: now})
+		}
+	}
+	return out
 }
 
 func (s *services) close() {
+	s.notify.Close()
 	if err := s.log.Close(); err != nil {
 		slog.Default().Error("closing the audit log", "err", err)
 	}
@@ -86,15 +124,19 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
+	clock := opts.Clock
+	if clock == nil {
+		clock = RealClock{}
 	}
+	now := clock.Now
 	svc, err := openServices(opts.Config, log, now)
 	if err != nil {
 		return err
 	}
 	defer svc.close()
+	if opts.Services != nil {
+		opts.Services(svc.queue, svc.log)
+	}
 
 	build := func(cfg *config.Config) (*Gateway, error) {
 		v, err := auth.NewVerifier(auth.VerifierConfig{
@@ -105,10 +147,13 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 			return nil, err
 		}
 		rec := NewRecorder(svc.log, cfg.Audit, ServerMasker(cfg), log, now)
-		stages := DefaultStages(cfg, StageDeps{Logger: log, Now: now, Recorder: rec, Extra: opts.ExtraStages})
+		approvals := NewApprovals(svc.queue, clock, log, rec)
+		stages := DefaultStages(cfg, StageDeps{Logger: log, Now: now, Recorder: rec, Holder: approvals, Extra: opts.ExtraStages})
+		reviewers := queue.NewHandler(svc.queue, reviewerOf, queue.HandlerOptions{Logger: log})
 		g, err := New(Options{
 			Config: cfg, Verifier: v, Logger: log, Now: now, HTTPClient: opts.HTTPClient, Pipeline: stages,
 			OnSession: rec.SessionEvent,
+			Mounts:    map[string]http.Handler{"/v1/approvals": reviewers, "/v1/approvals/": reviewers},
 		})
 		if err != nil {
 			return nil, err
@@ -116,7 +161,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		if opts.Mount != nil {
 			opts.Mount(g.Mux())
 		}
-		svc.recorder = rec
+		svc.recorder, svc.approvals = rec, approvals
 		return g, nil
 	}
 	g, err := build(opts.Config)
@@ -167,10 +212,17 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 
 	reap := time.NewTicker(time.Minute)
 	defer reap.Stop()
+	expire := time.NewTicker(5 * time.Second)
+	defer expire.Stop()
 	for {
 		select {
+		case <-expire.C:
+			if _, err := svc.queue.ExpireDue(ctx); err != nil {
+				log.Error("expiring approval requests failed", "err", err)
+			}
 		case <-ctx.Done():
 			log.Info("gateway stopping")
+			svc.approvals.Shutdown()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			current.Load().Close()
@@ -210,15 +262,26 @@ func reload(ctx context.Context, opts ServeOptions, log *slog.Logger, svc *servi
 	if cfg.Storage != opts.Config.Storage || cfg.Listen != opts.Config.Listen {
 		log.Warn("storage and listen changes take effect only after a restart")
 	}
+	oldApprovals := svc.approvals
 	ng, err := build(cfg)
 	if err != nil {
 		log.Error("configuration reload refused; keeping the running configuration", "err", err)
 		return
 	}
 	old := current.Swap(ng)
+	oldApprovals.Shutdown() // held calls end; their requests stay pending
 	old.Close()
 	_ = svc.recorder.Event(ctx, &audit.Record{Kind: audit.KindPolicyReload, Outcome: "policy " + policyVersion(cfg)})
 	log.Info("configuration reloaded", "servers", ng.ServerNames(), "policy_version", policyVersion(cfg))
+}
+
+// reviewerOf is the verified caller of a reviewer API request.
+func reviewerOf(r *http.Request) (queue.Reviewer, bool) {
+	id, ok := IdentityFrom(r.Context())
+	if !ok {
+		return queue.Reviewer{}, false
+	}
+	return queue.Reviewer{Subject: id.Subject, Email: id.Email, Groups: id.Groups}, true
 }
 
 func policyVersion(cfg *config.Config) string {

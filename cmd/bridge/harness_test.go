@@ -21,6 +21,8 @@ import (
 
 	"github.com/seed-3f9f6f16/bridge/approval/config"
 	"github.com/seed-3f9f6f16/bridge/approval/gateway"
+	"github.com/seed-3f9f6f16/bridge/approval/queue"
+	"github.com/seed-3f9f6f16/bridge/audit"
 	"github.com/seed-3f9f6f16/bridge/auth"
 	"github.com/seed-3f9f6f16/bridge/auth/fakeokta"
 	"github.com/seed-3f9f6f16/bridge/bridge"
@@ -49,6 +51,8 @@ func TestMain(m *testing.M) {
 var testUsers = map[string]fakeokta.User{
 	"alice": {Subject: "00u-alice", Email: "alice@example.com", Name: "Alice", Groups: []string{"engineering"}},
 	"bob":   {Subject: "00u-bob", Email: "bob@example.com", Name: "Bob", Groups: []string{"security-reviewers"}},
+	"carol": {Subject: "00u-carol", Email: "carol@example.com", Name: "Carol", Groups: []string{"security-reviewers", "engineering"}},
+	"dave":  {Subject: "00u-dave", Email: "dave@example.com", Name: "Dave", Groups: []string{"marketing"}},
 }
 
 // world is a fake Okta, a gateway in this process and the demo upstream as
@@ -62,7 +66,11 @@ type world struct {
 	logs    *syncBuffer
 	seen    *recorder
 	rules   string
+	extra   string // more top-level YAML
 	data    string
+	clock   *fakeClock
+	queue   *queue.Queue
+	audit   *audit.Log
 	stop    func()
 }
 
@@ -89,15 +97,19 @@ policy:
       action: deny
       reason: Deleting every record is not allowed from agents.
 {{RULES}}
+{{EXTRA}}
 `
 
 func newWorld(t *testing.T) *world { return newWorldWith(t, "") }
 
 // newWorldWith adds policy rules (YAML list items indented four spaces)
 // after the default ones.
-func newWorldWith(t *testing.T, rules string) *world {
+func newWorldWith(t *testing.T, rules string) *world { return newWorldWithExtra(t, rules, "") }
+
+// newWorldWithExtra also adds top-level YAML sections.
+func newWorldWithExtra(t *testing.T, rules, extra string) *world {
 	t.Helper()
-	w := &world{t: t, logs: &syncBuffer{}, seen: &recorder{}, rules: rules, data: t.TempDir()}
+	w := &world{t: t, logs: &syncBuffer{}, seen: &recorder{}, rules: rules, extra: extra, data: t.TempDir(), clock: newFakeClock()}
 	okta, err := fakeokta.New(fakeokta.Options{ClientID: "bridge-test-cli", Audience: "api://bridge-test", Users: testUsers})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +133,7 @@ func newWorldWith(t *testing.T, rules string) *world {
 // start runs the gateway on addr until stop.
 func (w *world) start(addr string) {
 	t := w.t
-	yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules, "{{DATA}}", w.data).Replace(e2eConfig)
+	yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules, "{{DATA}}", w.data, "{{EXTRA}}", w.extra).Replace(e2eConfig)
 	env := config.Env{
 		Getenv: func(k string) (string, bool) {
 			if k == "BRIDGE_E2E_SECRET" {
@@ -150,12 +162,21 @@ func (w *world) start(addr string) {
 	w.gwURL = "http://" + w.gwAddr
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	ready := make(chan struct{})
 	log := slog.New(slog.NewJSONHandler(w.logs, nil))
 	go func() {
 		done <- gateway.Serve(ctx, gateway.ServeOptions{
 			Config: cfg, Listener: ln, Logger: log, ExtraStages: []gateway.Middleware{w.seen.middleware},
+			Clock:    w.clock,
+			Ready:    func(string) { close(ready) },
+			Services: func(q *queue.Queue, l *audit.Log) { w.queue, w.audit = q, l },
 		})
 	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("gateway did not start: %v", err)
+	}
 	w.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -512,4 +533,42 @@ func (w *world) post(path, token, session string, body []byte) *http.Response {
 	}
 	w.t.Cleanup(func() { resp.Body.Close() })
 	return resp
+}
+
+// fakeClock runs at wall-clock speed from an offset that tests advance, so
+// holds and expiry happen when a test says, without sleeping.
+type fakeClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the clock forward.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// After fires once Now passes the deadline.
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	deadline := c.Now().Add(d)
+	go func() {
+		for {
+			if now := c.Now(); !now.Before(deadline) {
+				ch <- now
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return ch
 }

@@ -1,0 +1,392 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/seed-3f9f6f16/bridge/approval/policy"
+	"github.com/seed-3f9f6f16/bridge/approval/queue"
+	"github.com/seed-3f9f6f16/bridge/audit"
+	"github.com/seed-3f9f6f16/bridge/bridge"
+)
+
+// Clock is the time source of holds, so tests drive them without sleeping.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+// Now returns time.Now().
+func (RealClock) Now() time.Time { return time.Now() }
+
+// After returns time.After(d).
+func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// ProgressInterval is how often a held call reports progress.
+const ProgressInterval = 10 * time.Second
+
+// JustificationMetaKey is the params._meta key in which a caller gives the
+// reason for a call whose rule requires a justification.
+const JustificationMetaKey = "io.bridge/justification"
+
+// Approvals holds calls that policy sends for approval. While a call waits
+// it keeps the agent informed: a log message naming the approval id and its
+// deadline, and progress every ProgressInterval when the request carried a
+// progressToken. After the rule's hold it answers that the approval is
+// pending; the identical call (same requester, server, tool and argument
+// digest) then runs exactly once after approval.
+type Approvals struct {
+	q        *queue.Queue
+	clock    Clock
+	log      *slog.Logger
+	recorder *Recorder
+
+	// closing is set while the gateway shuts down: held calls then end
+	// without withdrawing their requests, which survive the restart.
+	closing atomic.Bool
+
+	mu       sync.Mutex
+	reported map[string]time.Time // denied or expired requests already told to the requester
+	edited   map[string]string    // "session/request id" → note for the requester
+}
+
+// NewApprovals returns the approval stage over a queue.
+func NewApprovals(q *queue.Queue, clock Clock, log *slog.Logger, recorder *Recorder) *Approvals {
+	if clock == nil {
+		clock = RealClock{}
+	}
+	return &Approvals{q: q, clock: clock, log: log, recorder: recorder, reported: map[string]time.Time{}, edited: map[string]string{}}
+}
+
+// Shutdown tells held calls that the gateway is stopping, so that they end
+// without withdrawing their pending requests.
+func (a *Approvals) Shutdown() { a.closing.Store(true) }
+
+// Queue returns the underlying queue.
+func (a *Approvals) Queue() *queue.Queue { return a.q }
+
+// Hold implements Holder.
+func (a *Approvals) Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Message, d policy.Decision) (bridge.Verdict, error) {
+	id := principalOf(x)
+	c := CallOf(m)
+	digest := policy.ArgsDigest(c.Args)
+	note := noteFrom(ctx)
+	note.ArgsDigest = digest
+
+	prev, err := a.q.FindForCall(ctx, id.Subject, x.Session.Server, c.Target, digest)
+	if err != nil && !errors.Is(err, queue.ErrNotFound) {
+		return bridge.Verdict{}, bridge.Errorf(bridge.CodeUnavailable, "bridge: the approval queue is unavailable, so this call was refused; try again shortly", err)
+	}
+	if prev != nil {
+		note.ApprovalID = prev.ID
+		switch prev.State {
+		case queue.StateApproved:
+			return a.run(ctx, x, m, prev)
+		case queue.StatePending:
+			return a.wait(ctx, x, m, prev, d)
+		case queue.StateDenied, queue.StateExpired:
+			if a.tellOnce(prev.ID) {
+				return pendingResult(m, a.outcomeText(prev))
+			}
+		}
+	}
+
+	justification, ok := justificationOf(m)
+	if d.Justification && !ok {
+		return pendingResult(m, fmt.Sprintf("bridge: this call needs a justification before it can go to a reviewer (rule %q). "+
+			"Call the tool again with a short reason in params._meta[%q].", d.Rule, JustificationMetaKey))
+	}
+	spec := d.Approval
+	if spec == nil {
+		spec = &policy.ApprovalSpec{MinApprovals: policy.DefaultMinApprovals, Timeout: policy.DefaultTimeout, Hold: policy.DefaultHold}
+	}
+	req, err := a.q.Create(ctx, &queue.Request{
+		Requester: queue.Requester{Subject: id.Subject, Email: id.Email, Groups: id.Groups},
+		Server:    x.Session.Server, Method: m.Method, Tool: c.Target,
+		Args: c.Args, ArgsDigest: digest, PolicyVersion: noteFrom(ctx).PolicyVersion, Rule: d.Rule,
+		Approvers: spec.Approvers, MinApprovals: spec.MinApprovals, Justification: justification, Timeout: spec.Timeout,
+	})
+	if err != nil {
+		return bridge.Verdict{}, bridge.Errorf(bridge.CodeUnavailable, "bridge: the approval queue is unavailable, so this call was refused; try again shortly", err)
+	}
+	note.ApprovalID = req.ID
+	if err := a.event(ctx, x, audit.KindApprovalCreated, req, ""); err != nil {
+		return bridge.Verdict{}, err
+	}
+	return a.wait(ctx, x, m, req, d)
+}
+
+// wait holds the call until the request is decided or the hold ends.
+func (a *Approvals) wait(ctx context.Context, x *bridge.Exchange, m *bridge.Message, req *queue.Request, d policy.Decision) (bridge.Verdict, error) {
+	hold := policy.DefaultHold
+	if d.Approval != nil {
+		hold = d.Approval.Hold
+	}
+	if until := req.Expires.Sub(a.clock.Now()); until < hold {
+		hold = max(until, 0)
+	}
+	events := a.q.Subscribe(ctx)
+	// The request may have been decided before we subscribed.
+	if cur, err := a.q.Get(ctx, req.ID); err == nil && cur.State != queue.StatePending {
+		return a.decided(ctx, x, m, cur)
+	}
+	a.notify(x, logMessage("notice", fmt.Sprintf(
+		"bridge: %s/%s is waiting for approval %s by %s until %s. A reviewer approves it with: bridge approvals approve %s",
+		x.Session.Server, req.Tool, req.ID, strings.Join(req.Approvers, " or "), req.Expires.UTC().Format(time.RFC3339), req.ID)))
+	token := m.ProgressToken()
+	step := 0
+	holdDone := a.clock.After(hold)
+	tick := a.clock.After(ProgressInterval)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok { // dropped for lagging: resubscribe and re-read
+				events = a.q.Subscribe(ctx)
+				if cur, err := a.q.Get(ctx, req.ID); err == nil && cur.State != queue.StatePending {
+					return a.decided(ctx, x, m, cur)
+				}
+				continue
+			}
+			if ev.Request == nil || ev.Request.ID != req.ID || ev.Request.State == queue.StatePending {
+				continue
+			}
+			return a.decided(ctx, x, m, ev.Request)
+		case <-tick:
+			tick = a.clock.After(ProgressInterval)
+			if token != nil {
+				step++
+				a.notify(x, progress(token, step, fmt.Sprintf("waiting for approval %s", req.ID)))
+			}
+		case <-holdDone:
+			return pendingResult(m, fmt.Sprintf(
+				"bridge: this call is waiting for human approval (request %s, rule %q) by %s, until %s. "+
+					"It has not run. Call the tool again with the same arguments once it is approved; it will then run once.",
+				req.ID, req.Rule, strings.Join(req.Approvers, " or "), req.Expires.UTC().Format(time.RFC3339)))
+		case <-ctx.Done():
+			if a.closing.Load() {
+				return bridge.Verdict{}, bridge.Errorf(bridge.CodeUnavailable, fmt.Sprintf(
+					"bridge: the gateway is restarting; approval %s is still pending: call again with the same arguments", req.ID), ctx.Err())
+			}
+			// The client cancelled or went away: withdraw the request.
+			cctx := context.WithoutCancel(ctx)
+			if r, err := a.q.Cancel(cctx, req.ID, "the client cancelled the call or disconnected"); err == nil {
+				_ = a.event(cctx, x, audit.KindApprovalCancelled, r, "client cancelled or disconnected")
+			}
+			return bridge.Verdict{}, ctx.Err()
+		}
+	}
+}
+
+// decided answers a call whose request left pending.
+func (a *Approvals) decided(ctx context.Context, x *bridge.Exchange, m *bridge.Message, r *queue.Request) (bridge.Verdict, error) {
+	if r.State == queue.StateApproved {
+		return a.run(ctx, x, m, r)
+	}
+	a.tellOnce(r.ID)
+	return pendingResult(m, a.outcomeText(r))
+}
+
+// run claims an approved request and forwards the call, with the
+// reviewer's edited arguments when there are some.
+func (a *Approvals) run(ctx context.Context, x *bridge.Exchange, m *bridge.Message, r *queue.Request) (bridge.Verdict, error) {
+	claimed, err := a.q.Claim(ctx, r.ID)
+	if err != nil {
+		var qe *queue.Error
+		if errors.As(err, &qe) {
+			return pendingResult(m, "bridge: "+qe.Message+fmt.Sprintf(" (approval %s)", r.ID))
+		}
+		return bridge.Verdict{}, bridge.Errorf(bridge.CodeUnavailable, "bridge: the approval queue is unavailable, so this call was refused; try again shortly", err)
+	}
+	note := noteFrom(ctx)
+	note.ApprovalID = claimed.ID
+	for _, rv := range claimed.Reviews {
+		note.Reviewers = append(note.Reviewers, reviewerName(rv.Reviewer))
+	}
+	if err := a.event(ctx, x, audit.KindApprovalExecuted, claimed, ""); err != nil {
+		return bridge.Verdict{}, err
+	}
+	if claimed.EditedDigest == "" {
+		return bridge.Verdict{Forward: m}, nil
+	}
+	edited, err := withArguments(m, claimed.EditedArgs)
+	if err != nil {
+		return bridge.Verdict{}, err
+	}
+	a.mu.Lock()
+	a.edited[x.Session.ID+"/"+string(m.ID)] = fmt.Sprintf("bridge: %s changed the arguments of this call before approving it (approval %s); it ran with: %s",
+		reviewerName(*claimed.EditedBy), claimed.ID, claimed.EditedArgs)
+	a.mu.Unlock()
+	return bridge.Verdict{Forward: edited}, nil
+}
+
+// Annotate adds to the result of a call that ran with edited arguments a
+// text saying who changed them. It is the approval stage's response half.
+func (a *Approvals) Annotate(x *bridge.Exchange, resp *bridge.Message) *bridge.Message {
+	if x.Request == nil {
+		return resp
+	}
+	key := x.Session.ID + "/" + string(x.Request.ID)
+	a.mu.Lock()
+	text, ok := a.edited[key]
+	delete(a.edited, key)
+	a.mu.Unlock()
+	if !ok || resp.Result == nil {
+		return resp
+	}
+	var result map[string]json.RawMessage
+	if json.Unmarshal(resp.Result, &result) != nil {
+		return resp
+	}
+	var content []json.RawMessage
+	_ = json.Unmarshal(result["content"], &content)
+	first, _ := json.Marshal(map[string]string{"type": "text", "text": text})
+	content = append([]json.RawMessage{first}, content...)
+	result["content"], _ = json.Marshal(content)
+	out, err := bridge.NewResult(resp.ID, result)
+	if err != nil {
+		return resp
+	}
+	return out
+}
+
+// outcomeText tells the requester how a request ended.
+func (a *Approvals) outcomeText(r *queue.Request) string {
+	switch r.State {
+	case queue.StateDenied:
+		who, why := "a reviewer", ""
+		for _, rv := range r.Reviews {
+			if rv.Decision == queue.Deny {
+				who, why = reviewerName(rv.Reviewer), rv.Comment
+			}
+		}
+		text := fmt.Sprintf("bridge: %s denied this call (approval %s)", who, r.ID)
+		if why != "" {
+			text += ": " + why
+		}
+		return text + ". It did not run."
+	case queue.StateExpired:
+		return fmt.Sprintf("bridge: approval %s expired at %s without a decision, so this call did not run. Call again to ask for a new approval.",
+			r.ID, r.Expires.UTC().Format(time.RFC3339))
+	case queue.StateCancelled:
+		return fmt.Sprintf("bridge: approval %s was withdrawn; the call did not run.", r.ID)
+	}
+	return fmt.Sprintf("bridge: approval %s is %s; the call did not run.", r.ID, r.State)
+}
+
+// tellOnce reports whether the requester has not yet been told how request
+// id ended, and remembers that now they have. Later identical calls ask
+// for a new approval.
+func (a *Approvals) tellOnce(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.clock.Now()
+	for k, at := range a.reported {
+		if now.Sub(at) > 24*time.Hour {
+			delete(a.reported, k)
+		}
+	}
+	if _, told := a.reported[id]; told {
+		return false
+	}
+	a.reported[id] = now
+	return true
+}
+
+func (a *Approvals) notify(x *bridge.Exchange, m *bridge.Message) {
+	if x.Notify != nil && m != nil {
+		x.Notify(m)
+	}
+}
+
+// event records an approval event in the audit log.
+func (a *Approvals) event(ctx context.Context, x *bridge.Exchange, kind audit.Kind, r *queue.Request, outcome string) error {
+	if a.recorder == nil {
+		return nil
+	}
+	rec := &audit.Record{Kind: kind, Session: x.Session.ID, Server: r.Server, Method: r.Method, Tool: r.Tool,
+		Identity: identityOf(x.Session, x.Principal), ArgsDigest: r.ArgsDigest, ApprovalID: r.ID, Rule: r.Rule, Outcome: outcome}
+	for _, rv := range r.Reviews {
+		rec.Reviewers = append(rec.Reviewers, reviewerName(rv.Reviewer))
+	}
+	return a.recorder.Event(ctx, rec)
+}
+
+func reviewerName(r queue.Reviewer) string {
+	if r.Email != "" {
+		return r.Email
+	}
+	return r.Subject
+}
+
+// justificationOf returns the reason a caller gave in params._meta.
+func justificationOf(m *bridge.Message) (string, bool) {
+	raw, ok := m.ParamsMeta()[JustificationMetaKey]
+	if !ok {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil || strings.TrimSpace(s) == "" {
+		return "", false
+	}
+	if len(s) > 2000 {
+		s = s[:2000]
+	}
+	return s, true
+}
+
+// pendingResult answers a held call that did not run. For tools/call it is
+// a tool result with isError, which the model reads; other methods get a
+// JSON-RPC error.
+func pendingResult(m *bridge.Message, text string) (bridge.Verdict, error) {
+	if m.Method != policy.MethodToolsCall {
+		return bridge.Verdict{Reply: bridge.NewError(m.ID, bridge.CodeRefused, text)}, nil
+	}
+	reply, err := bridge.NewResult(m.ID, toolError(text))
+	if err != nil {
+		return bridge.Verdict{}, err
+	}
+	return bridge.Verdict{Reply: reply}, nil
+}
+
+// withArguments returns a copy of a tools/call or prompts/get request with
+// other arguments.
+func withArguments(m *bridge.Message, args json.RawMessage) (*bridge.Message, error) {
+	var msg map[string]json.RawMessage
+	if err := json.Unmarshal(m.Raw, &msg); err != nil {
+		return nil, err
+	}
+	var params map[string]json.RawMessage
+	if err := json.Unmarshal(msg["params"], &params); err != nil {
+		return nil, err
+	}
+	params["arguments"] = args
+	var err error
+	if msg["params"], err = json.Marshal(params); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	return bridge.Parse(b)
+}
+
+func logMessage(level, text string) *bridge.Message {
+	m, _ := bridge.NewNotification("notifications/message", map[string]any{"level": level, "logger": "bridge", "data": text})
+	return m
+}
+
+func progress(token json.RawMessage, step int, text string) *bridge.Message {
+	m, _ := bridge.NewNotification("notifications/progress", map[string]any{"progressToken": token, "progress": step, "message": text})
+	return m
+}
