@@ -74,6 +74,7 @@ masks sensitive data and keeps a tamper-evident audit log.`,
 		NewCmdConnect(f, nil),
 		NewCmdServe(f, nil),
 		NewCmdVersion(f),
+		NewCmdPolicy(f, nil, nil),
 		newCmdDemoServer(f),
 	)
 	return root

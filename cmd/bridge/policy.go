@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/seed-3f9f6f16/bridge/approval/config"
+	"github.com/seed-3f9f6f16/bridge/approval/policy"
+)
+
+// PolicyOptions are the flags of `bridge policy check|test`.
+type PolicyOptions struct {
+	F      *Factory
+	Config string
+	User   string
+	Groups []string
+	Server string
+	Method string
+	Tool   string
+	Args   string
+}
+
+// NewCmdPolicy builds `bridge policy`.
+func NewCmdPolicy(f *Factory, runCheck, runTest func(context.Context, *PolicyOptions) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Check a gateway configuration's policy, or test a call against it",
+	}
+	check := &PolicyOptions{F: f}
+	checkCmd := &cobra.Command{
+		Use:   "check --config gateway.yaml",
+		Short: "Validate the whole configuration and summarize the policy",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if check.Config == "" {
+				return usageError{fmt.Errorf("--config is required")}
+			}
+			if runCheck != nil {
+				return runCheck(cmd.Context(), check)
+			}
+			return policyCheckRun(check)
+		},
+	}
+	checkCmd.Flags().StringVar(&check.Config, "config", "", "the gateway's YAML configuration")
+
+	test := &PolicyOptions{F: f}
+	testCmd := &cobra.Command{
+		Use:   "test --config gateway.yaml --user U --groups a,b --server S --tool T [--args JSON]",
+		Short: "Show the decision for a call, the rule that made it and why earlier rules did not match",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if test.Config == "" || test.Server == "" {
+				return usageError{fmt.Errorf("--config and --server are required")}
+			}
+			if test.Args != "" && !json.Valid([]byte(test.Args)) {
+				return usageError{fmt.Errorf("--args is not valid JSON")}
+			}
+			if runTest != nil {
+				return runTest(cmd.Context(), test)
+			}
+			return policyTestRun(test)
+		},
+	}
+	fl := testCmd.Flags()
+	fl.StringVar(&test.Config, "config", "", "the gateway's YAML configuration")
+	fl.StringVar(&test.User, "user", "", "the caller's user name (email)")
+	fl.StringSliceVar(&test.Groups, "groups", nil, "the caller's groups, comma-separated")
+	fl.StringVar(&test.Server, "server", "", "the upstream server")
+	fl.StringVar(&test.Method, "method", policy.MethodToolsCall, "the MCP method")
+	fl.StringVar(&test.Tool, "tool", "", "the tool name (resource URI for resources/read, prompt name for prompts/get)")
+	fl.StringVar(&test.Args, "args", "", "the call's arguments as JSON")
+	cmd.AddCommand(checkCmd, testCmd)
+	return cmd
+}
+
+// loadForPolicy loads a configuration, reporting every problem.
+func loadForPolicy(path string) (*config.Config, error) {
+	cfg, err := config.LoadFile(path, config.OSEnv())
+	if err != nil {
+		return nil, fmt.Errorf("the configuration is invalid:\n%s", indent(err.Error()))
+	}
+	return cfg, nil
+}
+
+func policyCheckRun(opts *PolicyOptions) error {
+	cfg, err := loadForPolicy(opts.Config)
+	if err != nil {
+		return err
+	}
+	out := opts.F.IO.Out
+	fmt.Fprintf(out, "%s: valid\n", opts.Config)
+	names := make([]string, 0, len(cfg.Servers))
+	for name, s := range cfg.Servers {
+		names = append(names, name+" ("+s.Transport+")")
+	}
+	fmt.Fprintf(out, "servers: %s\n", strings.Join(sorted(names), ", "))
+	fmt.Fprintf(out, "masking profiles: %s\n", strings.Join(cfg.Masks.Names(), ", "))
+	return policy.WriteSummary(out, cfg.CompiledPolicy)
+}
+
+func policyTestRun(opts *PolicyOptions) error {
+	cfg, err := loadForPolicy(opts.Config)
+	if err != nil {
+		return err
+	}
+	if _, ok := cfg.Servers[opts.Server]; !ok {
+		return usageError{fmt.Errorf("--server %q is not in %s", opts.Server, opts.Config)}
+	}
+	in := policy.Input{User: opts.User, Groups: opts.Groups, Server: opts.Server, Method: opts.Method, Tool: opts.Tool}
+	if opts.Args != "" {
+		in.Args = json.RawMessage(opts.Args)
+	}
+	return policy.WriteExplanation(opts.F.IO.Out, cfg.CompiledPolicy.Explain(in))
+}
+
+func sorted(s []string) []string {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s
+}
