@@ -31,6 +31,7 @@ type Config struct {
 	Audit     audit.Config       `yaml:"audit"`
 	Notify    []Notify           `yaml:"notify"`
 	Limits    Limits             `yaml:"limits"`
+	Pinning   Pinning            `yaml:"tool_pinning"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -98,4 +99,16 @@ type Limits struct {
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// SessionIdleTimeout ends sessions nobody used for this long (default 30m).
 	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+}
+
+// Pinning configures tool pinning: what happens when an upstream tool's
+// definition changes after the gateway first saw it.
+type Pinning struct {
+	// Disabled turns pinning off.
+	Disabled bool `yaml:"disabled"`
+	// Approvers are the groups that may approve a call to a changed tool;
+	// with none, such calls are refused until the change is accepted.
+	Approvers []string `yaml:"approvers"`
+	// Admins are the groups that may list pins and accept changes.
+	Admins []string `yaml:"admins"`
 }

@@ -116,6 +116,11 @@ func (a *Approvals) Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 		Args: c.Args, ArgsDigest: digest, PolicyVersion: noteFrom(ctx).PolicyVersion, Rule: d.Rule,
 		Approvers: spec.Approvers, MinApprovals: spec.MinApprovals, Justification: justification, Timeout: spec.Timeout,
 	})
+	if errors.Is(err, queue.ErrInvalid) {
+		var qe *queue.Error
+		errors.As(err, &qe)
+		return pendingResult(m, "bridge: this call cannot be sent for approval: "+qe.Message)
+	}
 	if err != nil {
 		return bridge.Verdict{}, bridge.Errorf(bridge.CodeUnavailable, "bridge: the approval queue is unavailable, so this call was refused; try again shortly", err)
 	}

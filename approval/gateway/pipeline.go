@@ -145,17 +145,22 @@ type StageDeps struct {
 	Holder Holder
 	// Recorder writes the audit log; nil records nothing.
 	Recorder *Recorder
+	// Pinning watches tool definitions; nil turns it off.
+	Pinning *Pinning
 	// Extra stages run innermost, just before forwarding (tests use it).
 	Extra []Middleware
 }
 
 // DefaultStages is the gateway's pipeline, outermost first: the access
-// log, the audit record (which sees the final, masked message), policy
-// with approval, and masking.
+// log, the audit record (which sees the final, masked message), tool
+// pinning, policy with approval, and masking.
 func DefaultStages(cfg *config.Config, deps StageDeps) []Middleware {
 	stages := []Middleware{AccessLog(deps.Logger, deps.Now)}
 	if deps.Recorder != nil {
 		stages = append(stages, deps.Recorder.Middleware())
+	}
+	if deps.Pinning != nil {
+		stages = append(stages, deps.Pinning.Middleware())
 	}
 	stages = append(stages,
 		Policy(cfg.CompiledPolicy, deps.Holder),

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/seed-3f9f6f16/bridge/approval/config"
+	"github.com/seed-3f9f6f16/bridge/approval/pins"
 	"github.com/seed-3f9f6f16/bridge/approval/queue"
 	"github.com/seed-3f9f6f16/bridge/audit"
 	"github.com/seed-3f9f6f16/bridge/auth"
@@ -56,6 +57,9 @@ type services struct {
 	approvals *Approvals
 	queue     *queue.Queue
 	notify    *queue.Dispatcher
+	pins      *pins.Store
+	// closers end long-lived streams (reviewer events) at shutdown.
+	closers []func()
 }
 
 // openServices opens the database and the audit log. A corrupt or foreign
@@ -92,7 +96,14 @@ func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time)
 		store.Close()
 		return nil, fmt.Errorf("approval queue: %w", err)
 	}
-	return &services{store: store, log: alog, queue: q, notify: notify}, nil
+	pinStore, err := pins.Open(store.DB(), now)
+	if err != nil {
+		notify.Close()
+		alog.Close()
+		store.Close()
+		return nil, fmt.Errorf("tool pins: %w", err)
+	}
+	return &services{store: store, log: alog, queue: q, notify: notify, pins: pinStore}, nil
 }
 
 // senders builds the notification receivers of the configuration.
@@ -148,12 +159,21 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		}
 		rec := NewRecorder(svc.log, cfg.Audit, ServerMasker(cfg), log, now)
 		approvals := NewApprovals(svc.queue, clock, log, rec)
-		stages := DefaultStages(cfg, StageDeps{Logger: log, Now: now, Recorder: rec, Holder: approvals, Extra: opts.ExtraStages})
+		var pinning *Pinning
+		if !cfg.Pinning.Disabled {
+			pinning = NewPinning(svc.pins, cfg.Pinning, approvals, rec, log)
+		}
+		stages := DefaultStages(cfg, StageDeps{Logger: log, Now: now, Recorder: rec, Holder: approvals, Pinning: pinning, Extra: opts.ExtraStages})
 		reviewers := queue.NewHandler(svc.queue, reviewerOf, queue.HandlerOptions{Logger: log})
+		svc.closers = append(svc.closers, reviewers.Close) // event streams end on shutdown
+		mounts := map[string]http.Handler{"/v1/approvals": reviewers, "/v1/approvals/": reviewers}
+		if pinning != nil {
+			mounts["/v1/pins"] = pinning.Handler()
+			mounts["/v1/pins/"] = pinning.Handler()
+		}
 		g, err := New(Options{
 			Config: cfg, Verifier: v, Logger: log, Now: now, HTTPClient: opts.HTTPClient, Pipeline: stages,
-			OnSession: rec.SessionEvent,
-			Mounts:    map[string]http.Handler{"/v1/approvals": reviewers, "/v1/approvals/": reviewers},
+			OnSession: rec.SessionEvent, Mounts: mounts,
 		})
 		if err != nil {
 			return nil, err
@@ -203,6 +223,11 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
+	hs.RegisterOnShutdown(func() {
+		for _, c := range svc.closers {
+			c()
+		}
+	})
 	go func() { errc <- hs.Serve(ln) }()
 	base := scheme + "://" + ln.Addr().String()
 	log.Info("gateway listening", "url", base, "servers", g.ServerNames(), "policy_version", policyVersion(opts.Config))

@@ -158,6 +158,11 @@ func validateNew(r *Request) error {
 	if len(r.Justification) > MaxJustificationLen {
 		return ErrInvalid.with(fmt.Sprintf("the justification is longer than %d bytes", MaxJustificationLen))
 	}
+	if len(r.Args) > 0 && !json.Valid(r.Args) {
+		// Stored and served as JSON, so they must be JSON; an approval of
+		// arguments nobody can read would be meaningless anyway.
+		return ErrInvalid.with("the call's arguments are not valid JSON")
+	}
 	d := policy.ArgsDigest(r.Args)
 	if r.ArgsDigest != "" && r.ArgsDigest != d {
 		return ErrInvalid.with("the argument digest does not match the arguments")

@@ -120,6 +120,11 @@ func TestCreateFillsFields(t *testing.T) {
 	if _, err := q.Create(context.Background(), bad); !errors.Is(err, ErrInvalid) {
 		t.Errorf("no approvers: err %v, want ErrInvalid", err)
 	}
+	bad = call(1)
+	bad.Args = json.RawMessage("{\"a\":\"\x1b\"}")
+	if _, err := q.Create(context.Background(), bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("invalid JSON arguments: err %v, want ErrInvalid", err)
+	}
 	// The default timeout applies when the request gives none.
 	def := call(1)
 	def.Timeout = 0

@@ -14,7 +14,8 @@ func newCmdDemoServer(f *Factory) *cobra.Command {
 		Hidden: true,
 		Args:   exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return demoserver.ServeStdio(cmd.Context(), f.IO.In, f.IO.Out, f.IO.ErrOut)
+			opts := demoserver.Options{RugPull: f.Getenv("BRIDGE_DEMO_RUG_PULL") == "1"}
+			return demoserver.ServeStdio(cmd.Context(), opts, f.IO.In, f.IO.Out)
 		},
 	}
 }

@@ -67,6 +67,7 @@ type world struct {
 	seen    *recorder
 	rules   string
 	extra   string // more top-level YAML
+	rugPull string // "1" makes the demo upstream change echo's description
 	data    string
 	clock   *fakeClock
 	queue   *queue.Queue
@@ -87,7 +88,7 @@ servers:
     transport: stdio
     command: {{BIN}}
     args: [demo-server]
-    env: {DEMO_SECRET: "${env:BRIDGE_E2E_SECRET}"}
+    env: {DEMO_SECRET: "${env:BRIDGE_E2E_SECRET}", BRIDGE_DEMO_RUG_PULL: "{{RUG_PULL}}"}
 policy:
   default: allow
   rules:
@@ -133,7 +134,7 @@ func newWorldWithExtra(t *testing.T, rules, extra string) *world {
 // start runs the gateway on addr until stop.
 func (w *world) start(addr string) {
 	t := w.t
-	yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules, "{{DATA}}", w.data, "{{EXTRA}}", w.extra).Replace(e2eConfig)
+	yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules, "{{DATA}}", w.data, "{{EXTRA}}", w.extra, "{{RUG_PULL}}", w.rugPull).Replace(e2eConfig)
 	env := config.Env{
 		Getenv: func(k string) (string, bool) {
 			if k == "BRIDGE_E2E_SECRET" {

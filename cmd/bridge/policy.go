@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -73,7 +75,7 @@ func NewCmdPolicy(f *Factory, runCheck, runTest func(context.Context, *PolicyOpt
 	fl.StringVar(&test.Method, "method", policy.MethodToolsCall, "the MCP method")
 	fl.StringVar(&test.Tool, "tool", "", "the tool name (resource URI for resources/read, prompt name for prompts/get)")
 	fl.StringVar(&test.Args, "args", "", "the call's arguments as JSON")
-	cmd.AddCommand(checkCmd, testCmd)
+	cmd.AddCommand(checkCmd, testCmd, newCmdPins(f))
 	return cmd
 }
 
@@ -124,4 +126,99 @@ func sorted(s []string) []string {
 		}
 	}
 	return s
+}
+
+// PinsOptions are the flags of `bridge policy pins`.
+type PinsOptions struct {
+	F       *Factory
+	Gateway string
+	Output  string
+	Target  string // server/tool for accept
+}
+
+// newCmdPins builds `bridge policy pins list|accept`.
+func newCmdPins(f *Factory) *cobra.Command {
+	opts := &PinsOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "pins",
+		Short: "List upstream tool definitions the gateway pinned, and accept changed ones (admins)",
+	}
+	cmd.PersistentFlags().StringVar(&opts.Gateway, "gateway", "", "the gateway's URL (default: the saved one)")
+	list := &cobra.Command{
+		Use:  "list [-o json]",
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error { return pinsListRun(cmd.Context(), opts) },
+	}
+	list.Flags().StringVarP(&opts.Output, "output", "o", "table", "table or json")
+	accept := &cobra.Command{
+		Use:   "accept <server>/<tool>",
+		Short: "Accept a tool's changed definition, so calls to it run again",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Target = args[0]
+			if !strings.Contains(opts.Target, "/") {
+				return usageError{fmt.Errorf("want <server>/<tool>, such as github/create_issue")}
+			}
+			return pinsAcceptRun(cmd.Context(), opts)
+		},
+	}
+	cmd.AddCommand(list, accept)
+	return cmd
+}
+
+// pinsClient reuses the reviewer API client: same login, same errors.
+func pinsClient(opts *PinsOptions) (*approvalsClient, error) {
+	return newApprovalsClient(&ApprovalsOptions{F: opts.F, Gateway: opts.Gateway})
+}
+
+type pinView struct {
+	Server      string    `json:"server"`
+	Tool        string    `json:"tool"`
+	Fingerprint string    `json:"fingerprint"`
+	Changed     string    `json:"changed,omitempty"`
+	ChangedAt   time.Time `json:"changed_at,omitzero"`
+	Description string    `json:"description,omitempty"`
+}
+
+func pinsListRun(ctx context.Context, opts *PinsOptions) error {
+	c, err := pinsClient(opts)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Pins []pinView `json:"pins"`
+	}
+	if err := c.getJSON(ctx, "/v1/pins", &body); err != nil {
+		return err
+	}
+	out := opts.F.IO.Out
+	if opts.Output == "json" {
+		return writeJSONOut(out, body.Pins)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tTOOL\tSTATE\tFINGERPRINT")
+	for _, p := range body.Pins {
+		state := "pinned"
+		if p.Changed != "" {
+			state = "CHANGED " + p.ChangedAt.Format(time.RFC3339) + " → " + short(p.Changed)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", sanitize(p.Server), sanitize(p.Tool), state, short(p.Fingerprint))
+	}
+	return tw.Flush()
+}
+
+func pinsAcceptRun(ctx context.Context, opts *PinsOptions) error {
+	c, err := pinsClient(opts)
+	if err != nil {
+		return err
+	}
+	server, tool, _ := strings.Cut(opts.Target, "/")
+	b, _ := json.Marshal(map[string]string{"server": server, "tool": tool})
+	resp, err := c.do(ctx, "POST", "/v1/pins/accept", b)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	fmt.Fprintf(opts.F.IO.ErrOut, "Accepted the new definition of %s/%s; calls to it run again.\n", server, tool)
+	return nil
 }

@@ -44,9 +44,12 @@ func Main(f *Factory) ExitCode {
 	}
 	fmt.Fprintln(f.IO.ErrOut, "bridge:", err)
 	var ue usageError
+	var ec exitCoder
 	switch {
 	case errors.As(err, &ue):
 		return ExitUsage
+	case errors.As(err, &ec):
+		return ec.ExitCode()
 	case errors.Is(err, auth.ErrNotLoggedIn), errors.Is(err, auth.ErrLoginDenied), errors.Is(err, auth.ErrLoginExpired):
 		return ExitAuth
 	case errors.Is(err, context.Canceled):
@@ -75,6 +78,7 @@ masks sensitive data and keeps a tamper-evident audit log.`,
 		NewCmdServe(f, nil),
 		NewCmdVersion(f),
 		NewCmdPolicy(f, nil, nil),
+		NewCmdApprovals(f, nil),
 		newCmdDemoServer(f),
 	)
 	return root
