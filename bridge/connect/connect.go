@@ -32,6 +32,9 @@ type Options struct {
 	Logger     *slog.Logger
 	// MaxMessageBytes bounds one message in either direction.
 	MaxMessageBytes int
+	// OnAgent, if set, receives the link to the agent once the stdio relay
+	// starts, so that a login started by Token can tell the agent.
+	OnAgent func(AgentLink)
 }
 
 // Endpoint returns the gateway's MCP URL for the server.
@@ -107,6 +110,10 @@ func RunStdio(ctx context.Context, opts Options, in io.Reader, out io.Writer) er
 		},
 	})
 	defer agent.Close()
+	link := &stdioLink{agent: agent}
+	if opts.OnAgent != nil {
+		opts.OnAgent(link)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -129,6 +136,12 @@ func RunStdio(ctx context.Context, opts Options, in io.Reader, out io.Writer) er
 				return nil
 			}
 			return err
+		}
+		if m.Kind == bridge.KindRequest && m.Method == "initialize" {
+			link.noteInitialize(m)
+		}
+		if link.ours(m) {
+			continue // the agent's answer to our own elicitation
 		}
 		if err := gw.Send(ctx, m); err != nil {
 			return err

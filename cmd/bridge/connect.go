@@ -19,8 +19,9 @@ type ConnectOptions struct {
 	F        *Factory
 	Server   string
 	Gateway  string
-	Listen   string
-	LogLevel string
+	Listen    string
+	LogLevel  string
+	NoBrowser bool
 }
 
 // NewCmdConnect builds `bridge connect <server>`.
@@ -45,6 +46,7 @@ Diagnostics go to stderr; stdout carries nothing but JSON-RPC.`,
 	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway's URL (default: the one `bridge login` saved)")
 	cmd.Flags().StringVar(&opts.Listen, "listen", "", "serve HTTP on this loopback address (127.0.0.1:PORT) instead of stdio")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "stderr log level: debug, info, warn or error")
+	cmd.Flags().BoolVar(&opts.NoBrowser, "no-browser", false, "when a login is needed, do not open a browser (the link still goes to stderr and the agent)")
 	return cmd
 }
 
@@ -68,6 +70,7 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	}
 	hc := f.HTTPClient()
 	var src auth.AccessTokenSource
+	var onAgent func(connect.AgentLink)
 	if tok := f.Getenv(auth.TokenEnv); tok != "" {
 		src = auth.StaticSource(auth.Secret(tok))
 	} else {
@@ -75,7 +78,8 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 		if prof != nil {
 			s.Issuer, s.ClientID = prof.Issuer, prof.ClientID
 		}
-		src = s
+		al := &autoLogin{src: s, f: f, home: home, gateway: gw, browser: !opts.NoBrowser, log: f.IO.ErrOut}
+		src, onAgent = al, al.setLink
 	}
 	copts := connect.Options{
 		Gateway: gw, Server: opts.Server, HTTPClient: hc, Logger: log,
@@ -91,6 +95,7 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 			return tok.Reveal(), nil
 		},
 		Invalidate: func(ctx context.Context, used string) { src.Invalidate(ctx, auth.Secret(used)) },
+		OnAgent:    onAgent,
 	}
 	if opts.Listen != "" {
 		return connect.Listen(ctx, copts, opts.Listen, func(a net.Addr) {

@@ -290,18 +290,28 @@ func (w *world) login(home string) *auth.Token {
 	return tok
 }
 
-// TestEndToEndNotLoggedIn: without a login, requests are answered with an
-// error that says what to do, and nothing reaches the gateway.
-func TestEndToEndNotLoggedIn(t *testing.T) {
+// TestEndToEndLoginDenied: without a login, connect starts one; when the
+// user denies it in the browser the waiting request is answered with an
+// error that says so, and nothing reaches the gateway's pipeline.
+func TestEndToEndLoginDenied(t *testing.T) {
 	w := newWorld(t)
 	home := t.TempDir()
 	if err := auth.SaveProfile(home, &auth.Profile{Gateway: w.gwURL, Issuer: w.okta.Issuer(), ClientID: "bridge-test-cli", InsecureStorage: true}); err != nil {
 		t.Fatal(err)
 	}
 	a := w.startAgent("BRIDGE_HOME=" + home)
-	r := a.call("initialize", map[string]any{"protocolVersion": "2025-11-25", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "x", "version": "1"}})
-	if r.Error == nil || !strings.Contains(r.Error.Message, "run `bridge login`") {
-		t.Fatalf("initialize without login = %+v", r)
+	ch, id := a.start("initialize", map[string]any{"protocolVersion": "2025-11-25", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "x", "version": "1"}})
+	for deadline := time.Now().Add(20 * time.Second); len(w.okta.PendingUserCodes()) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no login started")
+		}
+	}
+	if err := w.okta.Deny(w.okta.PendingUserCodes()[0]); err != nil {
+		t.Fatal(err)
+	}
+	r := a.wait(ch, id)
+	if r.Error == nil || !strings.Contains(r.Error.Message, "denied") {
+		t.Fatalf("initialize after a denied login = %+v", r)
 	}
 	if w.seen.has("initialize") {
 		t.Error("a request without a login reached the pipeline")

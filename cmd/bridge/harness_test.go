@@ -111,7 +111,7 @@ func newWorldWith(t *testing.T, rules string) *world { return newWorldWithExtra(
 func newWorldWithExtra(t *testing.T, rules, extra string) *world {
 	t.Helper()
 	w := &world{t: t, logs: &syncBuffer{}, seen: &recorder{}, rules: rules, extra: extra, data: t.TempDir(), clock: newFakeClock()}
-	okta, err := fakeokta.New(fakeokta.Options{ClientID: "bridge-test-cli", Audience: "api://bridge-test", Users: testUsers})
+	okta, err := fakeokta.New(fakeokta.Options{ClientID: "bridge-test-cli", Audience: "api://bridge-test", Users: testUsers, PollInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ type agent struct {
 func (w *world) startAgent(env ...string) *agent {
 	t := w.t
 	t.Helper()
-	cmd := exec.Command(bridgeBin, "connect", "demo", "--gateway", w.gwURL, "--log-level", "debug")
+	cmd := exec.Command(bridgeBin, "connect", "demo", "--gateway", w.gwURL, "--log-level", "debug", "--no-browser")
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
