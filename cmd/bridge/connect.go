@@ -16,9 +16,9 @@ import (
 
 // ConnectOptions are the flags and dependencies of `bridge connect`.
 type ConnectOptions struct {
-	F        *Factory
-	Server   string
-	Gateway  string
+	F         *Factory
+	Server    string
+	Gateway   string
 	Listen    string
 	LogLevel  string
 	NoBrowser bool
