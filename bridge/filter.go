@@ -40,6 +40,10 @@ type Exchange struct {
 	// being decided, such as progress while a call is held. It is nil for
 	// messages that are not client requests.
 	Notify func(*Message)
+	// Ask sends the gateway's own request to the client, such as an
+	// elicitation, and returns the client's answer. It is nil for messages
+	// that are not client requests, and on transports without a stream.
+	Ask func(ctx context.Context, method string, params any) (*Message, error)
 }
 
 // Verdict is what a Filter decided. Exactly one of Forward and Reply is set

@@ -373,7 +373,15 @@ func (s *Server) fromClient(ctx context.Context, sess *Session, principal any, m
 			sess.Info.noteInitialize(m)
 		}
 		x.Notify = func(n *Message) { sess.deliver(st, n) }
+		if st != nil && st.sse {
+			x.Ask = func(ctx context.Context, method string, params any) (*Message, error) {
+				return sess.ask(ctx, st, method, params)
+			}
+		}
 	case KindResponse:
+		if sess.answerAsk(m) {
+			return
+		}
 		x.Request = sess.takeServerRequest(m)
 	case KindNotification:
 		if m.Method == "notifications/cancelled" {

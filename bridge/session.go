@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -26,6 +27,15 @@ type SessionInfo struct {
 	protocolVersion string
 	clientName      string
 	clientVersion   string
+	elicitation     bool // the client declared the elicitation capability
+}
+
+// CanElicit reports whether the client declared the elicitation capability
+// (form mode) in initialize.
+func (si *SessionInfo) CanElicit() bool {
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	return si.elicitation
 }
 
 // ProtocolVersion returns the negotiated MCP protocol version, if known.
@@ -49,6 +59,11 @@ func (si *SessionInfo) noteInitialize(req *Message) {
 			Name    string `json:"name"`
 			Version string `json:"version"`
 		} `json:"clientInfo"`
+		Capabilities struct {
+			Elicitation *struct {
+				URL json.RawMessage `json:"url"`
+			} `json:"elicitation"`
+		} `json:"capabilities"`
 	}
 	if json.Unmarshal(req.Params, &p) != nil {
 		return
@@ -57,6 +72,7 @@ func (si *SessionInfo) noteInitialize(req *Message) {
 	defer si.mu.Unlock()
 	si.protocolVersion = p.ProtocolVersion
 	si.clientName, si.clientVersion = p.ClientInfo.Name, p.ClientInfo.Version
+	si.elicitation = p.Capabilities.Elicitation != nil
 }
 
 func (si *SessionInfo) noteInitialized(resp *Message) {
@@ -156,6 +172,8 @@ type Session struct {
 	pending     map[string]*pendingRequest // by request id
 	progress    map[string]*stream         // by progress token
 	serverReqs  map[string]*Message        // upstream→client requests awaiting the client's response
+	asks        map[string]chan *Message   // the gateway's own requests to the client, by id
+	askN        int
 	postStreams []*stream                  // open SSE answers to POSTs, oldest first
 	getStream   *stream
 	backlog     []*Message
@@ -169,6 +187,7 @@ func newSession(info *SessionInfo, up Conn, f Filter, log *slog.Logger, now func
 	s := &Session{
 		Info: info, upstream: up, filter: f, log: log, now: now, ctx: ctx, cancel: cancel,
 		pending: map[string]*pendingRequest{}, progress: map[string]*stream{}, serverReqs: map[string]*Message{},
+		asks: map[string]chan *Message{},
 		lastActive: now(),
 	}
 	return s
@@ -502,6 +521,50 @@ func (s *Session) closeGet(st *stream) {
 	}
 	s.mu.Unlock()
 	s.reroute(st.finish())
+}
+
+// ask sends the gateway's own request to the client on st and waits for
+// the answer, which is not relayed upstream.
+func (s *Session) ask(ctx context.Context, st *stream, method string, params any) (*Message, error) {
+	s.mu.Lock()
+	s.askN++
+	id := json.RawMessage(fmt.Sprintf(`"bridge-gateway-%d"`, s.askN))
+	ch := make(chan *Message, 1)
+	s.asks[string(id)] = ch
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.asks, string(id))
+		s.mu.Unlock()
+	}()
+	req, err := NewRequest(id, method, params)
+	if err != nil {
+		return nil, err
+	}
+	s.deliver(st, req)
+	select {
+	case resp := <-ch:
+		return resp, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.ctx.Done():
+		return nil, ErrClosed
+	}
+}
+
+// answerAsk hands a client response to the gateway request it answers,
+// reporting whether there was one.
+func (s *Session) answerAsk(m *Message) bool {
+	s.mu.Lock()
+	ch, ok := s.asks[m.IDKey()]
+	s.mu.Unlock()
+	if ok {
+		select {
+		case ch <- m:
+		default:
+		}
+	}
+	return ok
 }
 
 // takeServerRequest returns and forgets the upstream request that a client

@@ -103,8 +103,10 @@ func (a *Approvals) Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 
 	justification, ok := justificationOf(m)
 	if d.Justification && !ok {
-		return pendingResult(m, fmt.Sprintf("bridge: this call needs a justification before it can go to a reviewer (rule %q). "+
-			"Call the tool again with a short reason in params._meta[%q].", d.Rule, JustificationMetaKey))
+		if justification, ok = a.askJustification(ctx, x, c.Target, d.Rule); !ok {
+			return pendingResult(m, fmt.Sprintf("bridge: this call needs a justification before it can go to a reviewer (rule %q). "+
+				"Call the tool again with a short reason in params._meta[%q].", d.Rule, JustificationMetaKey))
+		}
 	}
 	spec := d.Approval
 	if spec == nil {
@@ -331,6 +333,42 @@ func reviewerName(r queue.Reviewer) string {
 		return r.Email
 	}
 	return r.Subject
+}
+
+// askJustification asks the user for a reason with a form elicitation,
+// where the client supports one. It reports false when it could not get one.
+func (a *Approvals) askJustification(ctx context.Context, x *bridge.Exchange, tool, rule string) (string, bool) {
+	if x.Ask == nil || !x.Session.CanElicit() {
+		return "", false
+	}
+	resp, err := x.Ask(ctx, "elicitation/create", map[string]any{
+		"mode":    "form",
+		"message": fmt.Sprintf("%s/%s needs approval by a reviewer (rule %q). Why do you need to run it?", x.Session.Server, tool, rule),
+		"requestedSchema": map[string]any{
+			"type": "object",
+			"properties": map[string]any{
+				"reason": map[string]any{"type": "string", "title": "Reason", "description": "Shown to the reviewer beside the call", "minLength": 3},
+			},
+			"required": []string{"reason"},
+		},
+	})
+	if err != nil || resp.Error != nil {
+		return "", false
+	}
+	var r struct {
+		Action  string `json:"action"`
+		Content struct {
+			Reason string `json:"reason"`
+		} `json:"content"`
+	}
+	if json.Unmarshal(resp.Result, &r) != nil || r.Action != "accept" || strings.TrimSpace(r.Content.Reason) == "" {
+		return "", false
+	}
+	reason := r.Content.Reason
+	if len(reason) > 2000 {
+		reason = reason[:2000]
+	}
+	return reason, true
 }
 
 // justificationOf returns the reason a caller gave in params._meta.

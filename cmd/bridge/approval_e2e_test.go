@@ -353,3 +353,50 @@ func TestApprovalWebhookDown(t *testing.T) {
 		}
 	}
 }
+
+// TestApprovalJustification: a rule that requires a justification asks the
+// user with an elicitation where the client supports one; without it the
+// call is refused with how to give a reason in _meta; reviewers see it.
+func TestApprovalJustification(t *testing.T) {
+	w := newWorldWith(t, `
+    - name: exports-need-a-reason
+      tools: [delete_records]
+      action: approve
+      justification: required
+      approval: {approvers: [security-reviewers], min_approvals: 1, timeout: 15m, hold: 50s}`)
+
+	t.Run("elicitation", func(t *testing.T) {
+		a := w.startAgent("BRIDGE_TOKEN=" + w.token("alice"))
+		a.initialize("2025-11-25") // declares elicitation
+		ch, id := a.start("tools/call", toolCall("delete_records", deleteArgs("customers")))
+		req := w.waitPending(t)
+		if req.Justification != "quarterly cleanup" {
+			t.Errorf("justification = %q", req.Justification)
+		}
+		w.decide(t, "bob", req.ID, "deny", "", nil)
+		a.wait(ch, id)
+	})
+
+	t.Run("no elicitation", func(t *testing.T) {
+		a := w.startAgent("BRIDGE_TOKEN=" + w.token("alice"))
+		r := a.call("initialize", map[string]any{"protocolVersion": "2025-11-25", "capabilities": map[string]any{},
+			"clientInfo": map[string]any{"name": "plain", "version": "1"}})
+		if r.Error != nil {
+			t.Fatal(r.Error.Message)
+		}
+		a.send(map[string]any{"jsonrpc": "2.0", "method": "notifications/initialized"})
+		got := toolText(t, a.call("tools/call", toolCall("delete_records", deleteArgs("orders"))))
+		if !strings.Contains(got, "needs a justification") || !strings.Contains(got, "io.bridge/justification") {
+			t.Fatalf("without a reason: %q", got)
+		}
+		p := toolCall("delete_records", deleteArgs("orders"))
+		p["_meta"] = map[string]any{"io.bridge/justification": "ticket OPS-42"}
+		ch, id := a.start("tools/call", p)
+		req := w.waitPending(t)
+		if req.Justification != "ticket OPS-42" {
+			t.Errorf("justification = %q", req.Justification)
+		}
+		w.decide(t, "bob", req.ID, "deny", "", nil)
+		a.wait(ch, id)
+	})
+}

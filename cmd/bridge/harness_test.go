@@ -321,7 +321,7 @@ func (a *agent) read(r io.Reader) {
 		case env.Method != "" && env.ID != nil:
 			a.served = append(a.served, env.Method)
 			a.mu.Unlock()
-			a.answerServer(env.ID, env.Method)
+			a.answerServer(env.ID, env.Method, line)
 			continue
 		case env.Method != "":
 			a.notes = append(a.notes, line)
@@ -339,7 +339,19 @@ func (a *agent) read(r io.Reader) {
 }
 
 // answerServer replies to a server→client request like a real client.
-func (a *agent) answerServer(id json.RawMessage, method string) {
+func (a *agent) answerServer(id json.RawMessage, method string, line []byte) {
+	var result any
+	switch {
+	case method == "elicitation/create" && bytes.Contains(line, []byte(`"reason"`)):
+		result = map[string]any{"action": "accept", "content": map[string]any{"reason": "quarterly cleanup"}}
+	default:
+		a.answerServerMethod(id, method)
+		return
+	}
+	a.send(map[string]any{"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+func (a *agent) answerServerMethod(id json.RawMessage, method string) {
 	var result any
 	switch method {
 	case "sampling/createMessage":
