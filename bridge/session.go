@@ -174,7 +174,7 @@ type Session struct {
 	serverReqs  map[string]*Message        // upstream→client requests awaiting the client's response
 	asks        map[string]chan *Message   // the gateway's own requests to the client, by id
 	askN        int
-	postStreams []*stream                  // open SSE answers to POSTs, oldest first
+	postStreams []*stream // open SSE answers to POSTs, oldest first
 	getStream   *stream
 	backlog     []*Message
 	lastActive  time.Time
@@ -187,7 +187,7 @@ func newSession(info *SessionInfo, up Conn, f Filter, log *slog.Logger, now func
 	s := &Session{
 		Info: info, upstream: up, filter: f, log: log, now: now, ctx: ctx, cancel: cancel,
 		pending: map[string]*pendingRequest{}, progress: map[string]*stream{}, serverReqs: map[string]*Message{},
-		asks: map[string]chan *Message{},
+		asks:       map[string]chan *Message{},
 		lastActive: now(),
 	}
 	return s

@@ -49,9 +49,11 @@ import (
 )
 
 // benchConfig is the gateway configuration of the benchmarks: the demo
-// upstream as a stdio subprocess, every call allowed.
+// upstream as a stdio subprocess, every call allowed, and otherwise the
+// defaults of `bridge serve` (audit log, masking, access log).
 const benchConfig = `
 listen: 127.0.0.1:0
+storage: {path: "{{DATA}}/bridge.db"}
 identity:
   issuer: {{ISSUER}}
   audience: api://bridge-bench
@@ -70,7 +72,8 @@ policy:
 const benchProtocol = "2025-06-18"
 
 // benchGateway is a fake Okta and a gateway serving in this process, with
-// the production default pipeline (the access log, as JSON, discarded).
+// the default pipeline of `bridge serve` (the access log goes, as JSON, to
+// io.Discard).
 type benchGateway struct {
 	url   string // base URL
 	token string // a valid access token for alice
@@ -88,7 +91,7 @@ func startBenchGateway(tb testing.TB) *benchGateway {
 	if err := okta.SetIssuer(oktaSrv.URL + fakeokta.DefaultPath); err != nil {
 		tb.Fatal(err)
 	}
-	yaml := strings.NewReplacer("{{ISSUER}}", okta.Issuer(), "{{BIN}}", bridgeBin).Replace(benchConfig)
+	yaml := strings.NewReplacer("{{ISSUER}}", okta.Issuer(), "{{BIN}}", bridgeBin, "{{DATA}}", filepath.ToSlash(benchStorageDir(tb))).Replace(benchConfig)
 	cfg, err := config.Load("bench.yaml", []byte(yaml), config.Env{
 		Getenv:   func(string) (string, bool) { return "", false },
 		ReadFile: os.ReadFile,
@@ -121,6 +124,24 @@ func startBenchGateway(tb testing.TB) *benchGateway {
 		tb.Fatal(err)
 	}
 	return &benchGateway{url: "http://" + ln.Addr().String(), token: tok}
+}
+
+// benchStorageDir is where the gateway's database goes: a temporary
+// directory, under $BRIDGE_BENCH_STORAGE_DIR when that is set. The audit log
+// makes each message durable (fsync) before it moves on, so the disk's
+// fsync latency is part of every round trip; BRIDGE_BENCH_STORAGE_DIR=/dev/shm
+// (tmpfs) takes it out to measure the relay and the pipeline alone.
+func benchStorageDir(tb testing.TB) string {
+	base := os.Getenv("BRIDGE_BENCH_STORAGE_DIR")
+	if base == "" {
+		return tb.TempDir()
+	}
+	dir, err := os.MkdirTemp(base, "bridge-bench-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // lockedBuffer collects a subprocess's stderr.
@@ -506,49 +527,58 @@ func (s *httpSession) close() {
 	}
 }
 
-// BenchmarkGatewayThroughput loads the gateway with many HTTP clients
-// POSTing tools/call on 4 sessions (64 in flight), against the same load
-// straight to 4 upstream processes over stdio. Load generator, gateway and
-// upstreams share the machine's cores.
+// BenchmarkGatewayThroughput loads the gateway with HTTP clients POSTing
+// tools/call straight to it on 4 sessions, 64 in flight (and, to split the
+// bridged latency, one at a time on one session), against the same load
+// straight to the upstream processes over stdio. Load generator, gateway
+// and upstreams share the machine's cores.
 func BenchmarkGatewayThroughput(b *testing.B) {
-	const sessions, inflight = 4, 64
 	gw := startBenchGateway(b)
-	b.Run("upstream", func(b *testing.B) {
-		var callers []func() error
-		for range sessions {
-			p := startDirect(b)
-			if err := echoCaller(p)(); err != nil {
-				b.Fatal(err)
-			}
-			callers = append(callers, echoCaller(p))
-		}
-		runLoad(b, inflight, callers).report(b)
-	})
-	b.Run("gateway", func(b *testing.B) {
-		tr := &http.Transport{MaxIdleConns: inflight * 2, MaxIdleConnsPerHost: inflight * 2, IdleConnTimeout: time.Minute}
-		b.Cleanup(tr.CloseIdleConnections)
-		hc := &http.Client{Transport: tr}
-		var callers []func() error
-		for range sessions {
-			s, err := openHTTPSession(hc, gw)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(s.close)
-			call := func() error {
-				body, _, err := s.callRaw("tools/call", echoParams)
-				if err == nil && !bytes.Contains(body, []byte("hello from the benchmark")) {
-					err = fmt.Errorf("unexpected tools/call answer: %s", body)
+	shapes := []struct {
+		name               string
+		sessions, inflight int
+	}{
+		{"sequential", 1, 1},
+		{"inflight-64", 4, 64},
+	}
+	for _, sh := range shapes {
+		b.Run(sh.name+"/upstream", func(b *testing.B) {
+			var callers []func() error
+			for range sh.sessions {
+				p := startDirect(b)
+				if err := echoCaller(p)(); err != nil {
+					b.Fatal(err)
 				}
-				return err
+				callers = append(callers, echoCaller(p))
 			}
-			if err := call(); err != nil {
-				b.Fatal(err)
+			runLoad(b, sh.inflight, callers).report(b)
+		})
+		b.Run(sh.name+"/gateway", func(b *testing.B) {
+			tr := &http.Transport{MaxIdleConns: 2 * sh.inflight, MaxIdleConnsPerHost: 2 * sh.inflight, IdleConnTimeout: time.Minute}
+			b.Cleanup(tr.CloseIdleConnections)
+			hc := &http.Client{Transport: tr}
+			var callers []func() error
+			for range sh.sessions {
+				s, err := openHTTPSession(hc, gw)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(s.close)
+				call := func() error {
+					body, _, err := s.callRaw("tools/call", echoParams)
+					if err == nil && !bytes.Contains(body, []byte("hello from the benchmark")) {
+						err = fmt.Errorf("unexpected tools/call answer: %s", body)
+					}
+					return err
+				}
+				if err := call(); err != nil {
+					b.Fatal(err)
+				}
+				callers = append(callers, call)
 			}
-			callers = append(callers, call)
-		}
-		runLoad(b, inflight, callers).report(b)
-	})
+			runLoad(b, sh.inflight, callers).report(b)
+		})
+	}
 }
 
 // mcpRemoteScript is mcp-remote's entry point when it is installed with
