@@ -98,6 +98,9 @@ func Query(ctx context.Context, s Store, f Filter) ([]Record, error) {
 
 // Get returns the record with seq, or an error wrapping ErrNotFound.
 func Get(ctx context.Context, s Store, seq uint64) (Record, error) {
+	if seq == 0 { // seqs start at 1; Range reads 0 as "no bound"
+		return Record{}, fmt.Errorf("record 0: %w", ErrNotFound)
+	}
 	return recordAt(ctx, s, seq)
 }
 

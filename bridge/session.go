@@ -212,10 +212,18 @@ func (s *Session) idleSince() (time.Time, bool) {
 }
 
 // readUpstream routes each upstream message until the upstream ends.
+//
+// Messages are filtered concurrently, up to upstreamPipeline at a time, so
+// that slow stages (the audit log's durable writes) overlap and share an
+// fsync; they are delivered strictly in the order the upstream sent them.
 func (s *Session) readUpstream() {
+	prev := make(chan struct{})
+	close(prev)
+	slots := make(chan struct{}, upstreamPipeline)
 	for {
 		m, err := s.upstream.Recv(s.ctx)
 		if err != nil {
+			<-prev // deliver what is in flight first
 			if s.ctx.Err() == nil {
 				s.log.Warn("upstream ended", "session", s.Info.ID, "server", s.Info.Server, "err", err)
 			}
@@ -223,12 +231,24 @@ func (s *Session) readUpstream() {
 			return
 		}
 		s.touch()
-		s.fromUpstream(m)
+		slots <- struct{}{}
+		done := make(chan struct{})
+		go func(m *Message, prev <-chan struct{}) {
+			defer func() { <-slots }()
+			s.fromUpstream(m, prev)
+			<-prev
+			close(done)
+		}(m, prev)
+		prev = done
 	}
 }
 
-// fromUpstream filters one upstream message and delivers it.
-func (s *Session) fromUpstream(m *Message) {
+// upstreamPipeline bounds the upstream messages filtered at once.
+const upstreamPipeline = 64
+
+// fromUpstream filters one upstream message and, once every earlier
+// message is delivered (prev is closed), delivers it.
+func (s *Session) fromUpstream(m *Message, prev <-chan struct{}) {
 	x := &Exchange{Session: s.Info, Principal: s.Info.Principal, Direction: FromUpstream}
 	var target *stream
 	s.mu.Lock()
@@ -245,6 +265,7 @@ func (s *Session) fromUpstream(m *Message) {
 	s.mu.Unlock()
 
 	v, err := s.filter.Filter(s.ctx, x, m)
+	<-prev
 	if err != nil {
 		s.log.Warn("upstream message refused", "session", s.Info.ID, "method", m.Method, "kind", m.Kind.String(), "err", err)
 		code, msg := publicMessage(err)

@@ -167,6 +167,16 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		reviewers := queue.NewHandler(svc.queue, reviewerOf, queue.HandlerOptions{Logger: log})
 		svc.closers = append(svc.closers, reviewers.Close) // event streams end on shutdown
 		mounts := map[string]http.Handler{"/v1/approvals": reviewers, "/v1/approvals/": reviewers}
+		mounts[audit.APIPrefix] = audit.NewHandler(svc.log, audit.HandlerOptions{
+			Identify: func(r *http.Request) (string, []string, bool) {
+				id, ok := IdentityFrom(r.Context())
+				if !ok {
+					return "", nil, false
+				}
+				return id.Subject, id.Groups, true
+			},
+			Auditors: cfg.Audit.IsAuditor, Now: now, Logger: log,
+		})
 		if pinning != nil {
 			mounts["/v1/pins"] = pinning.Handler()
 			mounts["/v1/pins/"] = pinning.Handler()

@@ -79,6 +79,7 @@ masks sensitive data and keeps a tamper-evident audit log.`,
 		NewCmdVersion(f),
 		NewCmdPolicy(f, nil, nil),
 		NewCmdApprovals(f, nil),
+		NewCmdAudit(f, nil),
 		newCmdDemoServer(f),
 	)
 	return root
