@@ -148,6 +148,11 @@ func (r *Recorder) records(x *bridge.Exchange, m *bridge.Message, v bridge.Verdi
 		rec.Outcome = "refused"
 	}
 	recs := []*audit.Record{&rec}
+	if note.Decision != "" && m.Kind == bridge.KindRequest {
+		d := base
+		d.Kind = audit.KindDecision
+		recs = append(recs, &d)
+	}
 	if v.Reply != nil {
 		reply := base
 		reply.Kind = audit.KindResponse

@@ -57,6 +57,7 @@ type Approvals struct {
 
 	mu       sync.Mutex
 	reported map[string]time.Time // denied or expired requests already told to the requester
+	waiting  map[string]int       // approval id → held calls waiting on it
 	edited   map[string]string    // "session/request id" → note for the requester
 }
 
@@ -65,7 +66,7 @@ func NewApprovals(q *queue.Queue, clock Clock, log *slog.Logger, recorder *Recor
 	if clock == nil {
 		clock = RealClock{}
 	}
-	return &Approvals{q: q, clock: clock, log: log, recorder: recorder, reported: map[string]time.Time{}, edited: map[string]string{}}
+	return &Approvals{q: q, clock: clock, log: log, recorder: recorder, reported: map[string]time.Time{}, edited: map[string]string{}, waiting: map[string]int{}}
 }
 
 // Shutdown tells held calls that the gateway is stopping, so that they end
@@ -114,7 +115,7 @@ func (a *Approvals) Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 	}
 	req, err := a.q.Create(ctx, &queue.Request{
 		Requester: queue.Requester{Subject: id.Subject, Email: id.Email, Groups: id.Groups},
-		Server:    x.Session.Server, Method: m.Method, Tool: c.Target,
+		Server:    x.Session.Server, Session: x.Session.ID, Method: m.Method, Tool: c.Target,
 		Args: c.Args, ArgsDigest: digest, PolicyVersion: noteFrom(ctx).PolicyVersion, Rule: d.Rule,
 		Approvers: spec.Approvers, MinApprovals: spec.MinApprovals, Justification: justification, Timeout: spec.Timeout,
 	})
@@ -142,6 +143,16 @@ func (a *Approvals) wait(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 	if until := req.Expires.Sub(a.clock.Now()); until < hold {
 		hold = max(until, 0)
 	}
+	a.mu.Lock()
+	a.waiting[req.ID]++
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		if a.waiting[req.ID]--; a.waiting[req.ID] <= 0 {
+			delete(a.waiting, req.ID)
+		}
+		a.mu.Unlock()
+	}()
 	events := a.q.Subscribe(ctx)
 	// The request may have been decided before we subscribed.
 	if cur, err := a.q.Get(ctx, req.ID); err == nil && cur.State != queue.StatePending {
@@ -167,6 +178,11 @@ func (a *Approvals) wait(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 			if ev.Request == nil || ev.Request.ID != req.ID || ev.Request.State == queue.StatePending {
 				continue
 			}
+			if ev.Type == queue.EventApproved || ev.Type == queue.EventDenied {
+				// Recorded here, before the call runs, so the audit trail
+				// reads in order; RecordEvents skips it.
+				a.recordReview(ctx, ev.Request)
+			}
 			return a.decided(ctx, x, m, ev.Request)
 		case <-tick:
 			tick = a.clock.After(ProgressInterval)
@@ -186,9 +202,7 @@ func (a *Approvals) wait(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 			}
 			// The client cancelled or went away: withdraw the request.
 			cctx := context.WithoutCancel(ctx)
-			if r, err := a.q.Cancel(cctx, req.ID, "the client cancelled the call or disconnected"); err == nil {
-				_ = a.event(cctx, x, audit.KindApprovalCancelled, r, "client cancelled or disconnected")
-			}
+			_, _ = a.q.Cancel(cctx, req.ID, "the client cancelled the call or disconnected") // audited from the queue's events
 			return bridge.Verdict{}, ctx.Err()
 		}
 	}
@@ -234,6 +248,58 @@ func (a *Approvals) run(ctx context.Context, x *bridge.Exchange, m *bridge.Messa
 		reviewerName(*claimed.EditedBy), claimed.ID, claimed.EditedArgs)
 	a.mu.Unlock()
 	return bridge.Verdict{Forward: edited}, nil
+}
+
+// RecordEvents writes the approval events that happen outside a held call
+// — reviews, expiry, cancellation — to the audit log, until ctx ends.
+func (a *Approvals) RecordEvents(ctx context.Context) {
+	for ev := range a.q.Subscribe(ctx) {
+		var kind audit.Kind
+		switch ev.Type {
+		case queue.EventReviewed, queue.EventApproved, queue.EventDenied:
+			kind = audit.KindApprovalReviewed
+		case queue.EventExpired:
+			kind = audit.KindApprovalExpired
+		case queue.EventCancelled:
+			kind = audit.KindApprovalCancelled
+		default:
+			continue
+		}
+		r := ev.Request
+		if ev.Type == queue.EventApproved || ev.Type == queue.EventDenied {
+			a.mu.Lock()
+			held := a.waiting[r.ID] > 0
+			a.mu.Unlock()
+			if held {
+				continue // the held call records it
+			}
+		}
+		if kind == audit.KindApprovalReviewed {
+			a.recordReview(ctx, r)
+			continue
+		}
+		rec := &audit.Record{Kind: kind, Session: r.Session, Server: r.Server, Method: r.Method, Tool: r.Tool,
+			Identity:   audit.Identity{Subject: r.Requester.Subject, Email: r.Requester.Email, Groups: r.Requester.Groups},
+			ArgsDigest: r.ArgsDigest, ApprovalID: r.ID, Rule: r.Rule, Outcome: string(r.State)}
+		if kind == audit.KindApprovalCancelled {
+			rec.Reason = r.CancelReason
+		}
+		if a.recorder != nil {
+			_ = a.recorder.Event(ctx, rec)
+		}
+	}
+}
+
+// recordReview audits the latest review of a request.
+func (a *Approvals) recordReview(ctx context.Context, r *queue.Request) {
+	if a.recorder == nil || len(r.Reviews) == 0 {
+		return
+	}
+	last := r.Reviews[len(r.Reviews)-1]
+	_ = a.recorder.Event(ctx, &audit.Record{Kind: audit.KindApprovalReviewed, Session: r.Session, Server: r.Server, Method: r.Method, Tool: r.Tool,
+		Identity:   audit.Identity{Subject: r.Requester.Subject, Email: r.Requester.Email, Groups: r.Requester.Groups},
+		ArgsDigest: r.ArgsDigest, ApprovalID: r.ID, Rule: r.Rule, Outcome: string(r.State),
+		Reviewers: []string{reviewerName(last.Reviewer)}, Decision: string(last.Decision), Reason: last.Comment})
 }
 
 // Annotate adds to the result of a call that ran with edited arguments a

@@ -46,6 +46,9 @@ type ServeOptions struct {
 	// Services, if set, is told the approval queue and audit log once they
 	// are open, for tests that act as reviewers.
 	Services func(q *queue.Queue, log *audit.Log)
+	// WrapAuditStore, if set, wraps the audit log's store: fault-injection
+	// tests use it to make the store fail.
+	WrapAuditStore func(audit.Store) audit.Store
 }
 
 // services are what outlives a configuration reload: the database, the
@@ -64,7 +67,7 @@ type services struct {
 
 // openServices opens the database and the audit log. A corrupt or foreign
 // file is refused, never overwritten.
-func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*services, error) {
+func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time, wrap func(audit.Store) audit.Store) (*services, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Storage.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
@@ -77,7 +80,11 @@ func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time)
 		store.Close()
 		return nil, fmt.Errorf("audit.signing_key_file: %w", err)
 	}
-	alog, err := audit.Open(store, audit.Options{Now: now, Signer: signer, Logger: logger})
+	var logStore audit.Store = store
+	if wrap != nil {
+		logStore = wrap(store)
+	}
+	alog, err := audit.Open(logStore, audit.Options{Now: now, Signer: signer, Logger: logger})
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -140,7 +147,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		clock = RealClock{}
 	}
 	now := clock.Now
-	svc, err := openServices(opts.Config, log, now)
+	svc, err := openServices(opts.Config, log, now, opts.WrapAuditStore)
 	if err != nil {
 		return err
 	}
@@ -201,6 +208,13 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	if err := svc.recorder.Event(ctx, &audit.Record{Kind: audit.KindGatewayStart, Outcome: "policy " + policyVersion(opts.Config)}); err != nil {
 		return fmt.Errorf("the audit log cannot be written, not starting: %w", err)
 	}
+	// Reviews, expiry and cancellations happen outside any held call; the
+	// queue's events put them in the audit log.
+	evCtx, evCancel := context.WithCancel(context.Background())
+	evDone := make(chan struct{})
+	go func() { defer close(evDone); svc.approvals.RecordEvents(evCtx) }()
+	defer func() { evCancel(); <-evDone }()
+
 	var current atomic.Pointer[Gateway]
 	current.Store(g)
 	defer func() {

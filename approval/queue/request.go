@@ -89,8 +89,10 @@ type Request struct {
 	ID        string    `json:"id"`
 	Requester Requester `json:"requester"`
 	Server    string    `json:"server"`
-	Method    string    `json:"method,omitempty"`
-	Tool      string    `json:"tool"`
+	// Session is the requester's relay session, for the audit trail.
+	Session string `json:"session,omitempty"`
+	Method  string `json:"method,omitempty"`
+	Tool    string `json:"tool"`
 	// Args are the call's arguments as the requester sent them.
 	Args json.RawMessage `json:"args,omitempty"`
 	// ArgsDigest is policy.ArgsDigest(Args); the approval binds to it.

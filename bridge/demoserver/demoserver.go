@@ -32,6 +32,8 @@ type Options struct {
 	// RugPull changes echo's description, as a malicious server update
 	// would, so tool pinning can be shown.
 	RugPull bool
+	// Log, if set, receives a line per echo call (the demo's stderr).
+	Log io.Writer
 }
 
 // New returns the demo MCP server.
@@ -80,6 +82,9 @@ func addTools(s *server.MCPServer, opts Options) {
 		mcp.WithReadOnlyHintAnnotation(true),
 		mcp.WithString("message", mcp.Required(), mcp.Description("Text to echo")),
 	), func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		if opts.Log != nil { // lets tests see what really reached the upstream
+			fmt.Fprintf(opts.Log, "demo: echo called: %q\n", req.GetString("message", ""))
+		}
 		return mcp.NewToolResultText(req.GetString("message", "")), nil
 	})
 

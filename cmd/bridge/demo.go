@@ -14,7 +14,7 @@ func newCmdDemoServer(f *Factory) *cobra.Command {
 		Hidden: true,
 		Args:   exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := demoserver.Options{RugPull: f.Getenv("BRIDGE_DEMO_RUG_PULL") == "1"}
+			opts := demoserver.Options{RugPull: f.Getenv("BRIDGE_DEMO_RUG_PULL") == "1", Log: f.IO.ErrOut}
 			return demoserver.ServeStdio(cmd.Context(), opts, f.IO.In, f.IO.Out)
 		},
 	}

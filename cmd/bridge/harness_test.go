@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,7 +74,9 @@ type world struct {
 	clock   *fakeClock
 	queue   *queue.Queue
 	audit   *audit.Log
-	stop    func()
+	// auditFault makes the audit store fail while its switch is on.
+	auditFault *faultyStore
+	stop       func()
 }
 
 const e2eConfig = `
@@ -171,6 +175,10 @@ func (w *world) start(addr string) {
 			Clock:    w.clock,
 			Ready:    func(string) { close(ready) },
 			Services: func(q *queue.Queue, l *audit.Log) { w.queue, w.audit = q, l },
+			WrapAuditStore: func(s audit.Store) audit.Store {
+				w.auditFault = &faultyStore{Store: s}
+				return w.auditFault
+			},
 		})
 	}()
 	select {
@@ -584,4 +592,18 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 		}
 	}()
 	return ch
+}
+
+// faultyStore is an audit store whose writes fail while fail is set, as a
+// full or unwritable disk would make them.
+type faultyStore struct {
+	audit.Store
+	fail atomic.Bool
+}
+
+func (s *faultyStore) Append(ctx context.Context, recs []audit.Record, cp *audit.Checkpoint) error {
+	if s.fail.Load() {
+		return errors.New("disk full (injected)")
+	}
+	return s.Store.Append(ctx, recs, cp)
 }
