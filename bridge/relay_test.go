@@ -3,9 +3,11 @@ package bridge_test
 import (
 	"context"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,4 +154,69 @@ type samplerFunc func(context.Context, mcp.CreateMessageRequest) (*mcp.CreateMes
 
 func (f samplerFunc) CreateMessage(ctx context.Context, r mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
 	return f(ctx, r)
+}
+
+// TestRelayIdleSessionsEnd: a session with nothing open for IdleTimeout is
+// ended and its upstream closed; DELETE ends one at once.
+func TestRelayIdleSessionsEnd(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	var closed atomic.Int32
+	dial := pipeUpstream(t)
+	srv, err := bridge.NewServer(bridge.ServerOptions{
+		Server: "demo", IdleTimeout: 30 * time.Minute, Now: clock,
+		Dial: func(ctx context.Context, info *bridge.SessionInfo) (bridge.Conn, error) {
+			c, err := dial(ctx, info)
+			return &countingConn{Conn: c, closed: &closed}, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	c := legacyClient(t, hs.URL)
+	_ = c
+	if srv.SessionCount() != 1 {
+		t.Fatalf("sessions = %d", srv.SessionCount())
+	}
+	c.Close() // ends the GET stream and sends DELETE
+	for deadline := time.Now().Add(10 * time.Second); srv.SessionCount() != 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	}
+	if srv.SessionCount() != 0 || closed.Load() != 1 {
+		t.Fatalf("after DELETE: %d sessions, %d upstreams closed", srv.SessionCount(), closed.Load())
+	}
+
+	// A session with no stream open (only an initialize was posted).
+	resp, err := http.Post(hs.URL, "application/json", strings.NewReader(
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if srv.SessionCount() != 1 {
+		t.Fatalf("sessions = %d", srv.SessionCount())
+	}
+	if n := srv.ReapIdle(); n != 0 {
+		t.Errorf("reaped %d fresh sessions", n)
+	}
+	mu.Lock()
+	now = now.Add(31 * time.Minute)
+	mu.Unlock()
+	if n := srv.ReapIdle(); n != 1 || srv.SessionCount() != 0 || closed.Load() != 2 {
+		t.Fatalf("after idling: reaped %d, %d sessions, %d upstreams closed", n, srv.SessionCount(), closed.Load())
+	}
+}
+
+type countingConn struct {
+	bridge.Conn
+	closed *atomic.Int32
+	once   sync.Once
+}
+
+func (c *countingConn) Close() error {
+	c.once.Do(func() { c.closed.Add(1) })
+	return c.Conn.Close()
 }
