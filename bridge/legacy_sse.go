@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-	"time"
 )
 
 // This file holds the legacy HTTP+SSE transport of MCP 2024-11-05, which
@@ -53,30 +52,7 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request, messagePath st
 	if flusher != nil {
 		flusher.Flush()
 	}
-	keepAlive := time.NewTicker(s.opts.KeepAlive)
-	defer keepAlive.Stop()
-	for {
-		select {
-		case m := <-st.ch:
-			if m.Kind == 0 {
-				continue
-			}
-			if err := writeEvent(w, Event{Name: "message", Data: m.Raw}); err != nil {
-				return
-			}
-		case <-keepAlive.C:
-			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
-				return
-			}
-		case <-sess.ctx.Done():
-			return
-		case <-r.Context().Done():
-			return
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-	}
+	s.pump(w, r, sess, st)
 }
 
 // ServeSSEMessage accepts one message of the legacy transport (POST).

@@ -464,6 +464,14 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 	if flusher != nil {
 		flusher.Flush()
 	}
+	s.pump(w, r, sess, st)
+}
+
+// pump writes what the session sends to a standalone event stream (the GET
+// stream, or the legacy transport's stream), with keep-alives, until the
+// client or the session goes.
+func (s *Server) pump(w http.ResponseWriter, r *http.Request, sess *Session, st *stream) {
+	flusher, _ := w.(http.Flusher)
 	keepAlive := time.NewTicker(s.opts.KeepAlive)
 	defer keepAlive.Stop()
 	for {

@@ -180,17 +180,7 @@ func newApprovalsClient(opts *ApprovalsOptions) (*approvalsClient, error) {
 		return nil, err
 	}
 	hc := f.HTTPClient()
-	var src auth.AccessTokenSource
-	if tok := f.Getenv(auth.TokenEnv); tok != "" {
-		src = auth.StaticSource(auth.Secret(tok))
-	} else {
-		s := &auth.Source{Store: openStore(f, home, prof != nil && prof.InsecureStorage, false), Key: gw, HTTPClient: hc, Home: home, Now: f.Now}
-		if prof != nil {
-			s.Issuer, s.ClientID = prof.Issuer, prof.ClientID
-		}
-		src = s
-	}
-	return &approvalsClient{hc: hc, gw: gw, src: src}, nil
+	return &approvalsClient{hc: hc, gw: gw, src: tokenSourceFor(f, home, prof, gw, hc)}, nil
 }
 
 // do sends a request with the bearer token. A 401 invalidates the token

@@ -493,19 +493,6 @@ func openAuditReader(opts *AuditOptions) (auditReader, error) {
 	return &apiReader{hc: hc, gw: gw, src: tokenSourceFor(f, home, prof, gw, hc)}, nil
 }
 
-// tokenSourceFor returns where the gateway's bearer token comes from:
-// BRIDGE_TOKEN when set, else the login stored for gw, refreshed as needed.
-func tokenSourceFor(f *Factory, home string, prof *auth.Profile, gw string, hc *http.Client) auth.AccessTokenSource {
-	if tok := f.Getenv(auth.TokenEnv); tok != "" {
-		return auth.StaticSource(auth.Secret(tok))
-	}
-	s := &auth.Source{Store: openStore(f, home, prof != nil && prof.InsecureStorage, false), Key: gw, HTTPClient: hc, Home: home, Now: f.Now}
-	if prof != nil {
-		s.Issuer, s.ClientID = prof.Issuer, prof.ClientID
-	}
-	return s
-}
-
 // Bounds on what bridge reads from the gateway.
 const (
 	maxAuditJSON    = 256 << 20 // one JSON answer

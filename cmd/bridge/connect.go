@@ -74,11 +74,7 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	if tok := f.Getenv(auth.TokenEnv); tok != "" {
 		src = auth.StaticSource(auth.Secret(tok))
 	} else {
-		s := &auth.Source{Store: openStore(f, home, prof != nil && prof.InsecureStorage, false), Key: gw, HTTPClient: hc, Home: home, Now: f.Now}
-		if prof != nil {
-			s.Issuer, s.ClientID = prof.Issuer, prof.ClientID
-		}
-		al := &autoLogin{src: s, f: f, home: home, gateway: gw, browser: !opts.NoBrowser, log: f.IO.ErrOut}
+		al := &autoLogin{src: storeSource(f, home, prof, gw, hc), f: f, home: home, gateway: gw, browser: !opts.NoBrowser, log: f.IO.ErrOut}
 		src, onAgent = al, al.setLink
 	}
 	copts := connect.Options{

@@ -291,3 +291,22 @@ func statusRun(ctx context.Context, opts *LoginOptions) error {
 	fmt.Fprintf(out, "reachable: yes\n")
 	return nil
 }
+
+// tokenSourceFor returns where the gateway's bearer token comes from:
+// BRIDGE_TOKEN when set, else the login stored for gw, refreshed as needed.
+func tokenSourceFor(f *Factory, home string, prof *auth.Profile, gw string, hc *http.Client) auth.AccessTokenSource {
+	if tok := f.Getenv(auth.TokenEnv); tok != "" {
+		return auth.StaticSource(auth.Secret(tok))
+	}
+	return storeSource(f, home, prof, gw, hc)
+}
+
+// storeSource returns the refreshing token source over the stored login.
+func storeSource(f *Factory, home string, prof *auth.Profile, gw string, hc *http.Client) *auth.Source {
+	s := &auth.Source{Store: openStore(f, home, prof != nil && prof.InsecureStorage, false), Key: gw, HTTPClient: hc, Home: home, Now: f.Now}
+	if prof != nil {
+		s.Issuer, s.ClientID = prof.Issuer, prof.ClientID
+	}
+	return s
+}
+
