@@ -309,4 +309,3 @@ func storeSource(f *Factory, home string, prof *auth.Profile, gw string, hc *htt
 	}
 	return s
 }
-
