@@ -76,7 +76,9 @@ type world struct {
 	audit   *audit.Log
 	// auditFault makes the audit store fail while its switch is on.
 	auditFault *faultyStore
-	stop       func()
+	// reloads asks the running gateway to reload its configuration.
+	reloads chan struct{}
+	stop    func()
 }
 
 const e2eConfig = `
@@ -138,7 +140,6 @@ func newWorldWithExtra(t *testing.T, rules, extra string) *world {
 // start runs the gateway on addr until stop.
 func (w *world) start(addr string) {
 	t := w.t
-	yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules, "{{DATA}}", w.data, "{{EXTRA}}", w.extra, "{{RUG_PULL}}", w.rugPull).Replace(e2eConfig)
 	env := config.Env{
 		Getenv: func(k string) (string, bool) {
 			if k == "BRIDGE_E2E_SECRET" {
@@ -148,10 +149,15 @@ func (w *world) start(addr string) {
 		},
 		ReadFile: os.ReadFile,
 	}
-	cfg, err := config.Load("e2e.yaml", []byte(yaml), env)
+	load := func() (*config.Config, error) {
+		yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules, "{{DATA}}", w.data, "{{EXTRA}}", w.extra, "{{RUG_PULL}}", w.rugPull).Replace(e2eConfig)
+		return config.Load("e2e.yaml", []byte(yaml), env)
+	}
+	cfg, err := load()
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.reloads = make(chan struct{}, 1)
 	var ln net.Listener
 	for i := 0; ; i++ { // the port of a restarted gateway may linger briefly
 		ln, err = net.Listen("tcp", addr)
@@ -172,6 +178,7 @@ func (w *world) start(addr string) {
 	go func() {
 		done <- gateway.Serve(ctx, gateway.ServeOptions{
 			Config: cfg, Listener: ln, Logger: log, ExtraStages: []gateway.Middleware{w.seen.middleware},
+			Reload: load, ReloadRequests: w.reloads,
 			Clock:    w.clock,
 			Ready:    func(string) { close(ready) },
 			Services: func(q *queue.Queue, l *audit.Log) { w.queue, w.audit = q, l },

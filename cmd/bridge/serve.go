@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -119,6 +120,8 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return fmt.Errorf("the configuration is invalid, not starting:\n%s", indent(err.Error()))
 	}
 	so.Config, so.Reload = cfg, load
+	// Edits to the file reload it too, like SIGHUP.
+	go gateway.WatchFile(ctx, opts.Config, 2*time.Second, reloads)
 	return gateway.Serve(ctx, so)
 }
 
