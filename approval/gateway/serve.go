@@ -212,7 +212,8 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	// queue's events put them in the audit log.
 	evCtx, evCancel := context.WithCancel(context.Background())
 	evDone := make(chan struct{})
-	go func() { defer close(evDone); svc.approvals.RecordEvents(evCtx) }()
+	events := svc.approvals // read here: reloads replace svc.approvals
+	go func() { defer close(evDone); events.RecordEvents(evCtx) }()
 	defer func() { evCancel(); <-evDone }()
 
 	var current atomic.Pointer[Gateway]

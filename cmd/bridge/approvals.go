@@ -175,7 +175,7 @@ func newApprovalsClient(opts *ApprovalsOptions) (*approvalsClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	gw, err := gatewayURL(opts.Gateway, prof)
+	gw, err := resolveGateway(f, opts.Gateway, prof)
 	if err != nil {
 		return nil, err
 	}

@@ -485,7 +485,7 @@ func openAuditReader(opts *AuditOptions) (auditReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	gw, err := gatewayURL(opts.Gateway, prof)
+	gw, err := resolveGateway(f, opts.Gateway, prof)
 	if err != nil {
 		return nil, err
 	}

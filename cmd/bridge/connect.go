@@ -64,7 +64,7 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	if err != nil {
 		return err
 	}
-	gw, err := gatewayURL(opts.Gateway, prof)
+	gw, err := resolveGateway(f, opts.Gateway, prof)
 	if err != nil {
 		return err
 	}

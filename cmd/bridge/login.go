@@ -46,20 +46,6 @@ or in a 0600 file when no keychain is available or --insecure-storage is given.`
 	return cmd
 }
 
-// gatewayURL resolves the gateway: the flag, then the saved profile, then
-// the one built into this binary.
-func gatewayURL(flag string, p *auth.Profile) (string, error) {
-	switch {
-	case flag != "":
-		return strings.TrimRight(flag, "/"), nil
-	case p != nil && p.Gateway != "":
-		return p.Gateway, nil
-	case defaultGateway != "":
-		return defaultGateway, nil
-	}
-	return "", fmt.Errorf("%w: no gateway configured: run `bridge login --gateway URL`", auth.ErrNotLoggedIn)
-}
-
 // loadProfile returns the saved profile, or nil when there is none.
 func loadProfile(home string) (*auth.Profile, error) {
 	p, err := auth.LoadProfile(home)
@@ -97,7 +83,7 @@ func loginRun(ctx context.Context, opts *LoginOptions) error {
 	if err != nil {
 		return err
 	}
-	gw, err := gatewayURL(opts.Gateway, prof)
+	gw, err := resolveGateway(f, opts.Gateway, prof)
 	if err != nil {
 		return usageError{errors.New("no gateway configured: pass --gateway URL")}
 	}
@@ -209,7 +195,7 @@ func logoutRun(opts *LoginOptions) error {
 	if err != nil {
 		return err
 	}
-	gw, err := gatewayURL(opts.Gateway, prof)
+	gw, err := resolveGateway(f, opts.Gateway, prof)
 	if err != nil {
 		return err
 	}
@@ -254,7 +240,7 @@ func statusRun(ctx context.Context, opts *LoginOptions) error {
 	if err != nil {
 		return err
 	}
-	gw, err := gatewayURL("", prof)
+	gw, err := resolveGateway(f, "", prof)
 	if err != nil {
 		return err
 	}

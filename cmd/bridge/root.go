@@ -80,6 +80,10 @@ masks sensitive data and keeps a tamper-evident audit log.`,
 		NewCmdPolicy(f, nil, nil),
 		NewCmdApprovals(f, nil),
 		NewCmdAudit(f, nil),
+		NewCmdInstall(f, nil),
+		NewCmdUninstall(f, nil),
+		NewCmdDoctor(f, nil),
+		NewCmdMan(f, nil),
 		newCmdDemoServer(f),
 	)
 	return root

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/seed-3f9f6f16/bridge/auth"
 	"github.com/seed-3f9f6f16/bridge/bridge/settings"
@@ -47,7 +48,7 @@ func resolveGateway(f *Factory, flag string, prof *auth.Profile) (string, error)
 		return "", err
 	}
 	if gw := s.Get(settings.Gateway).Value; gw != "" {
-		return gw, nil
+		return strings.TrimRight(gw, "/"), nil
 	}
 	return "", fmt.Errorf("%w: no gateway configured: run `bridge login --gateway URL`", auth.ErrNotLoggedIn)
 }
