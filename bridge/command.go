@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os/exec"
+	"strings"
 	"sync"
 	"time"
 )
@@ -28,6 +29,9 @@ type Command struct {
 	// StopTimeout is how long Close waits after closing stdin before it
 	// kills the process.
 	StopTimeout time.Duration
+	// Redact are secret values (the credentials in Env) replaced by
+	// [REDACTED] in the captured stderr, in case the server prints them.
+	Redact []string
 }
 
 // commandConn is a running subprocess as a Conn.
@@ -86,6 +90,13 @@ func (c Command) Start(ctx context.Context) (Conn, error) {
 			log.Warn("upstream wrote an invalid message; skipped", "pid", cmd.Process.Pid, "err", err)
 		},
 	})
+	var pairs []string
+	for _, v := range c.Redact {
+		if len(v) >= 4 {
+			pairs = append(pairs, v, "[REDACTED]")
+		}
+	}
+	redact := strings.NewReplacer(pairs...)
 	var stderrDone sync.WaitGroup
 	stderrDone.Add(1)
 	go func() {
@@ -93,7 +104,7 @@ func (c Command) Start(ctx context.Context) (Conn, error) {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 0, 4096), 64<<10)
 		for sc.Scan() {
-			line := sc.Text()
+			line := redact.Replace(sc.Text())
 			if len(line) > 2000 {
 				line = line[:2000] + "…"
 			}

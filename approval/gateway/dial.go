@@ -45,7 +45,7 @@ func dialer(name string, sc *config.Server, opts Options) func(context.Context, 
 		return func(ctx context.Context, _ *bridge.SessionInfo) (bridge.Conn, error) {
 			return bridge.Command{
 				Path: sc.Command, Args: sc.Args, Dir: sc.Dir, Env: stdioEnv(opts.BaseEnv, sc),
-				MaxMessageBytes: max, Logger: log,
+				MaxMessageBytes: max, Logger: log, Redact: secretValues(sc),
 			}.Start(ctx)
 		}
 	case "sse":
@@ -80,4 +80,14 @@ func stdioEnv(base []string, sc *config.Server) []string {
 		env = append(env, "SYSTEMROOT="+os.Getenv("SYSTEMROOT"))
 	}
 	return env
+}
+
+// secretValues are the server's configured env values, which the gateway
+// keeps out of its log even if the server prints them.
+func secretValues(sc *config.Server) []string {
+	var out []string
+	for _, v := range sc.ResolvedEnv {
+		out = append(out, v.Reveal())
+	}
+	return out
 }

@@ -14,7 +14,10 @@ func newCmdDemoServer(f *Factory) *cobra.Command {
 		Hidden: true,
 		Args:   exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := demoserver.Options{RugPull: f.Getenv("BRIDGE_DEMO_RUG_PULL") == "1", Log: f.IO.ErrOut}
+			opts := demoserver.Options{RugPull: f.Getenv("BRIDGE_DEMO_RUG_PULL") == "1"}
+			if f.Getenv("BRIDGE_DEMO_LOG_CALLS") == "1" { // tests check what reached the upstream
+				opts.Log = f.IO.ErrOut
+			}
 			return demoserver.ServeStdio(cmd.Context(), opts, f.IO.In, f.IO.Out)
 		},
 	}

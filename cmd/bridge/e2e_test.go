@@ -452,3 +452,17 @@ func TestDiscoveryDocuments(t *testing.T) {
 		t.Errorf("protected resource metadata = %+v", prm)
 	}
 }
+
+// TestUpstreamStderrIsRedacted: a stdio upstream that prints its own
+// credentials to stderr does not put them in the gateway's log.
+func TestUpstreamStderrIsRedacted(t *testing.T) {
+	w := newWorld(t)
+	a := w.startAgent("BRIDGE_TOKEN=" + w.token("alice"))
+	a.initialize("2025-11-25")
+	// The demo logs each echo's message; echo the upstream's secret back.
+	toolText(t, a.call("tools/call", toolCall("echo", map[string]any{"message": "s3cret-upstream-value"})))
+	waitLog(t, w, "echo called")
+	if strings.Contains(w.logs.String(), "s3cret-upstream-value") {
+		t.Error("the upstream's secret reached the gateway log through its stderr")
+	}
+}

@@ -94,7 +94,7 @@ servers:
     transport: stdio
     command: {{BIN}}
     args: [demo-server]
-    env: {DEMO_SECRET: "${env:BRIDGE_E2E_SECRET}", BRIDGE_DEMO_RUG_PULL: "{{RUG_PULL}}"}
+    env: {DEMO_SECRET: "${env:BRIDGE_E2E_SECRET}", BRIDGE_DEMO_RUG_PULL: "{{RUG_PULL}}", BRIDGE_DEMO_LOG_CALLS: "1"}
 policy:
   default: allow
   rules:
