@@ -39,8 +39,10 @@ func TestDevModeQuickstart(t *testing.T) {
 		}
 	})
 	waitHTTP(t, gw+"/healthz")
-	if !strings.Contains(serveErr.String(), "bridge login --gateway "+gw) {
-		t.Errorf("serve --dev does not say what to run next:\n%s", serveErr.String())
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(serveErr.String(), "bridge login --gateway "+gw); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve --dev does not say what to run next:\n%s", serveErr.String())
+		}
 	}
 
 	home := t.TempDir()
