@@ -17,7 +17,7 @@ import (
 func TestDevModeQuickstart(t *testing.T) {
 	port := freePort(t)
 	gw := "http://127.0.0.1:" + port
-	serve := exec.Command(bridgeBin, "serve", "--dev", "--listen", "127.0.0.1:"+port)
+	serve := exec.Command(bridgeBin, "serve", "--dev", "--with-client", "--listen", "127.0.0.1:"+port)
 	serve.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + t.TempDir()}
 	var serveErr syncBuffer
 	serve.Stderr = &serveErr
@@ -42,6 +42,18 @@ func TestDevModeQuickstart(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(serveErr.String(), "bridge login --gateway "+gw); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("serve --dev does not say what to run next:\n%s", serveErr.String())
+		}
+	}
+
+	// --with-client shows the product working in the one command.
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(serveErr.String(), "client: done"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) || strings.Contains(serveErr.String(), "client: dev login") {
+			t.Fatalf("the demo client did not finish:\n%s", serveErr.String())
+		}
+	}
+	for _, want := range []string{"echo (allowed) → hello through bridge", "card [REDACTED:credit_card]", `rule "no-mass-delete"`} {
+		if !strings.Contains(serveErr.String(), want) {
+			t.Errorf("the demo client's output lacks %q", want)
 		}
 	}
 

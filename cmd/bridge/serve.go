@@ -26,6 +26,8 @@ type ServeOptions struct {
 	DevUser   string
 	DevGroups []string
 	LogLevel  string
+	// WithClient runs a demo client against the dev gateway once it is up.
+	WithClient bool
 }
 
 // NewCmdServe builds `bridge serve`.
@@ -54,6 +56,7 @@ built-in identity provider, the demo upstream and a sample policy.`,
 	cmd.Flags().StringVar(&opts.DevUser, "dev-user", "dev@example.com", "dev mode: the user logins approve as")
 	cmd.Flags().StringSliceVar(&opts.DevGroups, "dev-groups", []string{"engineering"}, "dev mode: the dev user's groups")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().BoolVar(&opts.WithClient, "with-client", false, "dev mode: also run a connected demo client that logs in and makes a few calls")
 	return cmd
 }
 
@@ -101,7 +104,17 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 			return err
 		}
 		so.Config, so.Listener, so.Mount = env.Config, ln, env.Mount
-		so.Ready = func(string) { env.PrintNextSteps(f.IO.ErrOut, self) }
+		so.Ready = func(string) {
+			env.PrintNextSteps(f.IO.ErrOut, self)
+			if opts.WithClient {
+				go func() {
+					dc := &devmode.DemoClient{Self: self, Gateway: env.URL, Out: f.IO.ErrOut}
+					if err := dc.Run(ctx); err != nil {
+						fmt.Fprintf(f.IO.ErrOut, "client: %v\n", err)
+					}
+				}()
+			}
+		}
 		return gateway.Serve(ctx, so)
 	}
 
