@@ -86,6 +86,7 @@ func (c Command) Start(ctx context.Context) (Conn, error) {
 	cc := &commandConn{cmd: cmd, stdin: stdin, exited: make(chan struct{}), stop: stop}
 	cc.StreamConn = NewStreamConn(stdout, stdin, StreamOptions{
 		MaxMessageBytes: c.MaxMessageBytes,
+		AnswerOversized: true,
 		OnInvalid: func(err error) {
 			log.Warn("upstream wrote an invalid message; skipped", "pid", cmd.Process.Pid, "err", err)
 		},

@@ -3,6 +3,7 @@ package bridge
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,83 @@ import (
 
 // ErrMessageTooLarge reports a message over the transport's size limit.
 var ErrMessageTooLarge = errors.New("message too large")
+
+// TooLargeError is a line over the limit. Prefix holds its first bytes, so
+// the request it answers can still be answered with an error.
+type TooLargeError struct {
+	Limit  int
+	Prefix []byte
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s: over %d bytes", ErrMessageTooLarge, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrMessageTooLarge) hold.
+func (e *TooLargeError) Is(target error) bool { return target == ErrMessageTooLarge }
+
+// ID returns the top-level "id" of the oversized message, if its prefix
+// shows one.
+func (e *TooLargeError) ID() (json.RawMessage, bool) { return topLevelID(e.Prefix) }
+
+// prefixBytes is how much of an oversized line is kept for its id.
+const prefixBytes = 4096
+
+// topLevelID scans the start of a JSON object for its top-level "id"
+// member, skipping nested objects and strings, without parsing the rest.
+func topLevelID(b []byte) (json.RawMessage, bool) {
+	depth, i := 0, 0
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			depth--
+			i++
+		case '"':
+			end := stringEnd(b, i)
+			if end < 0 {
+				return nil, false
+			}
+			if depth == 1 && string(b[i:end]) == `"id"` {
+				j := end
+				for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == ':') {
+					j++
+				}
+				k := j
+				if k < len(b) && b[k] == '"' {
+					if k = stringEnd(b, k); k < 0 {
+						return nil, false
+					}
+				} else {
+					for k < len(b) && (b[k] == '-' || b[k] == '.' || b[k] == 'e' || b[k] == 'E' || b[k] == '+' || (b[k] >= '0' && b[k] <= '9')) {
+						k++
+					}
+				}
+				id, err := parseID(b[j:k])
+				return id, err == nil && k > j
+			}
+			i = end
+		default:
+			i++
+		}
+	}
+	return nil, false
+}
+
+// stringEnd returns the index just past the JSON string starting at i, or -1.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
 
 // LineReader reads newline-delimited messages, the MCP stdio framing,
 // refusing any line longer than a limit without buffering it.
@@ -35,11 +113,14 @@ func (lr *LineReader) ReadLine() ([]byte, error) {
 	for {
 		lr.buf = lr.buf[:0]
 		tooLarge := false
+		var prefix []byte
 		for {
 			chunk, err := lr.r.ReadSlice('\n')
 			if !tooLarge {
 				if len(lr.buf)+len(chunk) > lr.max+2 { // allow for \r\n
 					tooLarge = true
+					prefix = append(append([]byte(nil), lr.buf...), chunk...)
+					prefix = prefix[:min(len(prefix), prefixBytes)]
 					lr.buf = lr.buf[:0]
 				} else {
 					lr.buf = append(lr.buf, chunk...)
@@ -57,14 +138,14 @@ func (lr *LineReader) ReadLine() ([]byte, error) {
 			break
 		}
 		if tooLarge {
-			return nil, fmt.Errorf("%w: over %d bytes", ErrMessageTooLarge, lr.max)
+			return nil, &TooLargeError{Limit: lr.max, Prefix: prefix}
 		}
 		line := bytes.TrimRight(lr.buf, "\r\n")
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		if len(line) > lr.max {
-			return nil, fmt.Errorf("%w: over %d bytes", ErrMessageTooLarge, lr.max)
+			return nil, &TooLargeError{Limit: lr.max, Prefix: append([]byte(nil), line[:min(len(line), prefixBytes)]...)}
 		}
 		return line, nil
 	}

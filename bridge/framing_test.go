@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -118,6 +120,53 @@ func FuzzEventReader(f *testing.F) {
 			if len(ev.Data) > 256 {
 				t.Fatalf("event of %d bytes over the limit", len(ev.Data))
 			}
+		}
+	})
+}
+
+func TestTopLevelID(t *testing.T) {
+	cases := []struct {
+		in, want string
+		ok       bool
+	}{
+		{`{"jsonrpc":"2.0","id":7,"result":{"x":"`, "7", true},
+		{`{"jsonrpc":"2.0","id":"a\"b","result":`, `"a\"b"`, true},
+		{`{"result":{"id":99,"content":"...`, "", false},
+		{`{"jsonrpc":"2.0","result":{"id":99},"id":-3}`, "-3", true},
+		{`{"method":"x","params":{"text":"\"id\":5"},"id":12`, "12", true},
+		{`{"id":`, "", false},
+		{`not json`, "", false},
+	}
+	for _, tc := range cases {
+		id, ok := topLevelID([]byte(tc.in))
+		if ok != tc.ok || string(id) != tc.want {
+			t.Errorf("topLevelID(%s) = %s, %v; want %s, %v", tc.in, id, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestOversizedAnswerIsAnsweredWithAnError: an upstream answer over the
+// limit arrives as an error response with the request's id, so nothing
+// waits for it forever.
+func TestOversizedAnswerIsAnsweredWithAnError(t *testing.T) {
+	big := `{"jsonrpc":"2.0","id":"call-9","result":{"content":[{"type":"text","text":"` + strings.Repeat("z", 5000) + `"}]}}` + "\n"
+	c := NewStreamConn(strings.NewReader(big), io.Discard, StreamOptions{MaxMessageBytes: 1024, AnswerOversized: true})
+	m, err := c.Recv(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.ID) != `"call-9"` || m.Error == nil || !strings.Contains(m.Error.Message, "over the 1024-byte message limit") {
+		t.Errorf("got %s", m.Raw)
+	}
+}
+
+func FuzzTopLevelID(f *testing.F) {
+	f.Add([]byte(`{"jsonrpc":"2.0","id":7,"result":{}}`))
+	f.Add([]byte(`{"a":{"id":1},"id":"x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, ok := topLevelID(b)
+		if ok && !json.Valid(id) {
+			t.Fatalf("invalid id %q", id)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 )
@@ -28,6 +29,10 @@ type StreamOptions struct {
 	OnInvalid func(err error)
 	// Closer is closed by Close, such as the subprocess's stdin.
 	Closer io.Closer
+	// AnswerOversized makes a message over the limit that shows its id
+	// arrive as an error response with that id, so the request it answered
+	// is not left waiting. For connections to a server, not to a client.
+	AnswerOversized bool
 }
 
 // NewStreamConn reads messages from r and writes them to w.
@@ -39,11 +44,11 @@ func NewStreamConn(r io.Reader, w io.Writer, opts StreamOptions) *StreamConn {
 		done:     make(chan struct{}),
 		readDone: make(chan struct{}),
 	}
-	go c.read(NewLineReader(r, opts.MaxMessageBytes), opts.OnInvalid)
+	go c.read(NewLineReader(r, opts.MaxMessageBytes), opts.OnInvalid, opts.AnswerOversized)
 	return c
 }
 
-func (c *StreamConn) read(lr *LineReader, onInvalid func(error)) {
+func (c *StreamConn) read(lr *LineReader, onInvalid func(error), answerOversized bool) {
 	defer close(c.readDone)
 	defer close(c.incoming)
 	for {
@@ -52,6 +57,17 @@ func (c *StreamConn) read(lr *LineReader, onInvalid func(error)) {
 			if errors.Is(err, ErrMessageTooLarge) {
 				if onInvalid != nil {
 					onInvalid(err)
+				}
+				var tl *TooLargeError
+				if answerOversized && errors.As(err, &tl) {
+					if id, ok := tl.ID(); ok {
+						m := NewError(id, CodeRefused, fmt.Sprintf("bridge: the server's answer was over the %d-byte message limit and was dropped", tl.Limit))
+						select {
+						case c.incoming <- m:
+						case <-c.done:
+							return
+						}
+					}
 				}
 				continue
 			}

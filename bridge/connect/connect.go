@@ -6,6 +6,7 @@ package connect
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -101,12 +102,15 @@ func RunStdio(ctx context.Context, opts Options, in io.Reader, out io.Writer) er
 	agent = bridge.NewStreamConn(in, out, bridge.StreamOptions{
 		MaxMessageBytes: opts.MaxMessageBytes,
 		OnInvalid: func(err error) {
-			// The id of a message we cannot read is unknown: answer with null.
+			// Answer with the request's id when it can be seen, else null.
 			code := bridge.CodeParseError
-			if errors.Is(err, bridge.ErrMessageTooLarge) {
+			var id json.RawMessage
+			var tl *bridge.TooLargeError
+			if errors.As(err, &tl) {
 				code = bridge.CodeRefused
+				id, _ = tl.ID()
 			}
-			_ = agent.WriteRaw(bridge.NewError(nil, code, "bridge: "+err.Error()).Raw)
+			_ = agent.WriteRaw(bridge.NewError(id, code, "bridge: "+err.Error()).Raw)
 		},
 	})
 	defer agent.Close()
