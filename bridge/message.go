@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Kind says what a JSON-RPC message is.
@@ -57,6 +58,28 @@ type Message struct {
 	Params json.RawMessage // requests and notifications; may be nil
 	Result json.RawMessage // responses
 	Error  *WireError      // error responses
+
+	derivedMu sync.Mutex
+	derived   map[any]any
+}
+
+// Derived returns a value computed from the message, computing it once:
+// several pipeline stages need the same decoded view of a message's params,
+// and decoding it for each was a measurable share of the gateway's CPU. key
+// identifies the derivation (use an unexported type); compute must depend
+// only on the message, which is immutable.
+func (m *Message) Derived(key any, compute func() any) any {
+	m.derivedMu.Lock()
+	defer m.derivedMu.Unlock()
+	if v, ok := m.derived[key]; ok {
+		return v
+	}
+	v := compute()
+	if m.derived == nil {
+		m.derived = map[any]any{}
+	}
+	m.derived[key] = v
+	return v
 }
 
 // WireError is the error object of a JSON-RPC error response.

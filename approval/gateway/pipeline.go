@@ -36,8 +36,15 @@ type Call struct {
 	Args json.RawMessage
 }
 
-// CallOf parses the target and arguments of a request.
+// callKey names the parsed Call among a message's derived values.
+type callKey struct{}
+
+// CallOf parses the target and arguments of a request, once per message.
 func CallOf(m *bridge.Message) Call {
+	return m.Derived(callKey{}, func() any { return parseCall(m) }).(Call)
+}
+
+func parseCall(m *bridge.Message) Call {
 	c := Call{Method: m.Method}
 	if len(m.Params) == 0 {
 		return c
