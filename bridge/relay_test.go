@@ -220,3 +220,38 @@ func (c *countingConn) Close() error {
 	c.once.Do(func() { c.closed.Add(1) })
 	return c.Conn.Close()
 }
+
+// TestRelayCancelIDWithSpace: ids are matched in their compact JSON form,
+// so cancelling a request whose string id holds a space ends its stream.
+func TestRelayCancelIDWithSpace(t *testing.T) {
+	_, hs := newRelay(t, nil)
+	post := func(session, body string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, hs.URL, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if session != "" {
+			req.Header.Set(bridge.HeaderSessionID, session)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	init := post("", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+	io.Copy(io.Discard, init.Body)
+	init.Body.Close()
+	sid := init.Header.Get(bridge.HeaderSessionID)
+	post(sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`).Body.Close()
+
+	call := post(sid, `{"jsonrpc":"2.0","id":"req 1","method":"tools/call","params":{"name":"slow_count","arguments":{"n":100000}}}`)
+	defer call.Body.Close()
+	done := make(chan struct{})
+	go func() { io.Copy(io.Discard, call.Body); close(done) }()
+	post(sid, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"req 1"}}`).Body.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cancelled request's stream did not end")
+	}
+}

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -380,16 +381,14 @@ func progressTokenOf(m *Message) string {
 	return compactString(p.Token)
 }
 
+// compactString returns raw JSON without insignificant whitespace, the
+// form ids and progress tokens are keyed by (spaces inside strings stay).
 func compactString(raw json.RawMessage) string {
-	var b []byte
-	for _, c := range raw {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		b = append(b, c)
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return string(raw)
 	}
-	return string(b)
+	return buf.String()
 }
 
 // openStream registers a stream that will carry the responses to reqs.
