@@ -241,6 +241,14 @@ func describe(r *Record) (string, []string) {
 	if r.LatencyMicros > 0 {
 		fmt.Fprintf(&h, " in %s", fmtLatency(r.LatencyMicros))
 	}
+	if r.Kind == KindRequest && r.Decision != "" {
+		// The gateway records the policy decision on the request itself.
+		line := "policy: " + strings.ToUpper(clean(r.Decision))
+		if r.Rule != "" {
+			line += " (rule " + clean(r.Rule) + ")"
+		}
+		body = append(body, line)
+	}
 	if r.Reason != "" {
 		body = append(body, "reason: "+clean(r.Reason))
 	}
