@@ -58,6 +58,7 @@ type Approvals struct {
 	mu       sync.Mutex
 	reported map[string]time.Time // denied or expired requests already told to the requester
 	waiting  map[string]int       // approval id → held calls waiting on it
+	calls    map[string]*callLock // identical calls deciding find-or-create one at a time
 	edited   map[string]string    // "session/request id" → note for the requester
 }
 
@@ -66,7 +67,8 @@ func NewApprovals(q *queue.Queue, clock Clock, log *slog.Logger, recorder *Recor
 	if clock == nil {
 		clock = RealClock{}
 	}
-	return &Approvals{q: q, clock: clock, log: log, recorder: recorder, reported: map[string]time.Time{}, edited: map[string]string{}, waiting: map[string]int{}}
+	return &Approvals{q: q, clock: clock, log: log, recorder: recorder, reported: map[string]time.Time{}, edited: map[string]string{}, waiting: map[string]int{},
+		calls: map[string]*callLock{}}
 }
 
 // Shutdown tells held calls that the gateway is stopping, so that they end
@@ -84,6 +86,15 @@ func (a *Approvals) Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 	note := noteFrom(ctx)
 	note.ArgsDigest = digest
 
+	// Identical calls arriving together must find one request, not create
+	// one each: find-or-create runs under a lock per call.
+	unlock := a.lockCall(id.Subject + "\x00" + x.Session.Server + "\x00" + c.Target + "\x00" + digest)
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 	prev, err := a.q.FindForCall(ctx, id.Subject, x.Session.Server, c.Target, digest)
 	if err != nil && !errors.Is(err, queue.ErrNotFound) {
 		return bridge.Verdict{}, bridge.Errorf(bridge.CodeUnavailable, "bridge: the approval queue is unavailable, so this call was refused; try again shortly", err)
@@ -94,6 +105,8 @@ func (a *Approvals) Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 		case queue.StateApproved:
 			return a.run(ctx, x, m, prev)
 		case queue.StatePending:
+			unlock()
+			locked = false
 			return a.wait(ctx, x, m, prev, d)
 		case queue.StateDenied, queue.StateExpired:
 			if a.tellOnce(prev.ID) {
@@ -128,10 +141,40 @@ func (a *Approvals) Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 		return bridge.Verdict{}, bridge.Errorf(bridge.CodeUnavailable, "bridge: the approval queue is unavailable, so this call was refused; try again shortly", err)
 	}
 	note.ApprovalID = req.ID
+	unlock()
+	locked = false
 	if err := a.event(ctx, x, audit.KindApprovalCreated, req, ""); err != nil {
 		return bridge.Verdict{}, err
 	}
 	return a.wait(ctx, x, m, req, d)
+}
+
+// callLock serializes find-or-create for one call; refs counts its users so
+// the map does not grow.
+type callLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lockCall locks key and returns the unlock function.
+func (a *Approvals) lockCall(key string) func() {
+	a.mu.Lock()
+	l := a.calls[key]
+	if l == nil {
+		l = &callLock{}
+		a.calls[key] = l
+	}
+	l.refs++
+	a.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		a.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(a.calls, key)
+		}
+		a.mu.Unlock()
+	}
 }
 
 // wait holds the call until the request is decided or the hold ends.

@@ -400,3 +400,40 @@ func TestApprovalJustification(t *testing.T) {
 		a.wait(ch, id)
 	})
 }
+
+// TestApprovalIdenticalCallsShareOneRequest: two identical calls arriving
+// together make one approval request; once approved, exactly one runs.
+func TestApprovalIdenticalCallsShareOneRequest(t *testing.T) {
+	w := newWorldWith(t, approvalRules)
+	a := w.startAgent("BRIDGE_TOKEN=" + w.token("alice"))
+	a.initialize("2025-11-25")
+	ch1, id1 := a.start("tools/call", toolCall("delete_records", deleteArgs("customers")))
+	ch2, id2 := a.start("tools/call", toolCall("delete_records", deleteArgs("customers")))
+	req := w.waitPending(t)
+	// Both calls are held once each has told the agent it waits.
+	for deadline := time.Now().Add(20 * time.Second); len(a.notifications("notifications/message")) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the two calls were not both held")
+		}
+	}
+	rs, err := w.queue.List(context.Background(), queue.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("%d approval requests for two identical calls, want 1", len(rs))
+	}
+	if status, body := w.decide(t, "bob", req.ID, "approve", "", nil); status != http.StatusOK {
+		t.Fatalf("approve: HTTP %d %s", status, body)
+	}
+	r1, r2 := toolText(t, a.wait(ch1, id1)), toolText(t, a.wait(ch2, id2))
+	ran := 0
+	for _, r := range []string{r1, r2} {
+		if strings.Contains(r, "deleted all records") {
+			ran++
+		}
+	}
+	if ran != 1 || w.upstreamCalls("delete_records") != 1 {
+		t.Errorf("results %q and %q; upstream calls %d; want exactly one run", r1, r2, w.upstreamCalls("delete_records"))
+	}
+}
