@@ -8,12 +8,15 @@ import (
 	"testing"
 )
 
-// Sensitive samples for the mixed corpus, all detected by the default profile.
-var sensitiveSamples = []string{
+// sensitiveSamples are the mixed corpus's sensitive values, all detected by
+// the default profile; the token-shaped ones come from testdata.
+func sensitiveSamples() []string {
+	return append(append([]string(nil), sampleValues...), credentialFixtures().samples...)
+}
+
+var sampleValues = []string{
 	"4111 1111 1111 1111", "5555555555554444", "378282246310005", "123-45-6789",
 	"jane.roe@example.com", "+44 20 7946 0958", "(415) 555-2671", "203.0.113.42",
-	"AKIAIOSFODNN7EXAMPLE", "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
-	"glpat-AbCdEf123456_7890-xyZ", "xoxb-123456789012-1234567890123-AbCdEfGhIjKl",
 	"AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe", "GB82 WEST 1234 5698 7654 32",
 	"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
 	"password=hunter22", `"api_key": "9f8e7d6c5b4a"`,
@@ -43,6 +46,7 @@ var (
 // buildCorpus generates about size bytes of mixed prose, JSON, logs and code
 // in which roughly frac of the segments carry a sensitive value.
 func buildCorpus(size int, frac float64, seed uint64) string {
+	samples := sensitiveSamples()
 	r := rand.New(rand.NewPCG(seed, 42))
 	var b strings.Builder
 	b.Grow(size + 512)
@@ -66,7 +70,7 @@ func buildCorpus(size int, frac float64, seed uint64) string {
 		}
 		if r.Float64() < frac {
 			b.WriteString(" contact: ")
-			b.WriteString(sensitiveSamples[r.IntN(len(sensitiveSamples))])
+			b.WriteString(samples[r.IntN(len(samples))])
 			b.WriteString(" ")
 		}
 		b.WriteByte('\n')

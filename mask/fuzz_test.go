@@ -31,12 +31,12 @@ func fuzzMaskers(t testing.TB) []*Masker {
 }
 
 func FuzzMaskText(f *testing.F) {
-	for _, s := range sensitiveSamples {
+	for _, s := range sensitiveSamples() {
 		f.Add("x " + s + " y")
 	}
 	for _, s := range []string{
 		"", "4111 1111 1111 1111 1111", "password=[REDACTED:secret_assignment]", "EMP-123456 falcon",
-		"a@b.co@c.de", "+1 (415) 555-2671-1234", "-----BEGIN PRIVATE KEY-----", "\xff\xfe",
+		"a@b.co@c.de", "+1 (415) 555-2671-1234", "\xff\xfe",
 		"eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "token: ****1234", "GB82 WEST 1234 5698 7654 32 12",
 		buildCorpus(2048, 0.2, 3),
 	} {
@@ -70,7 +70,7 @@ func FuzzMaskMessage(f *testing.F) {
 		f.Add(raw)
 	}
 	for _, s := range []string{
-		`{}`, `[]`, `"4111111111111111"`, `4111111111111111`, `{"password":"x\u0000y"}`, `[{"type":"image","data":"AKIAIOSFODNN7EXAMPLE"}]`,
+		`{}`, `[]`, `"4111111111111111"`, `4111111111111111`, `{"password":"x\u0000y"}`, `[{"type":"image","data":"QUtJQQ=="}]`,
 		`{"a":"\ud800"}`, "{\"a\":\"\xff\"}", `{"uri":"x","blob":"eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."}`,
 	} {
 		f.Add([]byte(s))
