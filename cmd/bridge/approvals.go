@@ -167,15 +167,7 @@ type approvalsClient struct {
 
 func newApprovalsClient(opts *ApprovalsOptions) (*approvalsClient, error) {
 	f := opts.F
-	home, err := f.Home()
-	if err != nil {
-		return nil, err
-	}
-	prof, err := loadProfile(home)
-	if err != nil {
-		return nil, err
-	}
-	gw, err := resolveGateway(f, opts.Gateway, prof)
+	home, prof, gw, err := resolveClient(f, opts.Gateway)
 	if err != nil {
 		return nil, err
 	}

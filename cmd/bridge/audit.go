@@ -477,15 +477,7 @@ func openAuditReader(opts *AuditOptions) (auditReader, error) {
 		return openDBReader(opts)
 	}
 	f := opts.F
-	home, err := f.Home()
-	if err != nil {
-		return nil, err
-	}
-	prof, err := loadProfile(home)
-	if err != nil {
-		return nil, err
-	}
-	gw, err := resolveGateway(f, opts.Gateway, prof)
+	home, prof, gw, err := resolveClient(f, opts.Gateway)
 	if err != nil {
 		return nil, err
 	}

@@ -56,15 +56,7 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 	if err != nil {
 		return err
 	}
-	home, err := f.Home()
-	if err != nil {
-		return err
-	}
-	prof, err := loadProfile(home)
-	if err != nil {
-		return err
-	}
-	gw, err := resolveGateway(f, opts.Gateway, prof)
+	home, prof, gw, err := resolveClient(f, opts.Gateway)
 	if err != nil {
 		return err
 	}

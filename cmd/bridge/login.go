@@ -46,6 +46,20 @@ or in a 0600 file when no keychain is available or --insecure-storage is given.`
 	return cmd
 }
 
+// resolveClient finds what every client command starts from: the client's
+// home directory, its saved profile (nil when there is none) and the gateway
+// to talk to.
+func resolveClient(f *Factory, gatewayFlag string) (home string, prof *auth.Profile, gw string, err error) {
+	if home, err = f.Home(); err != nil {
+		return "", nil, "", err
+	}
+	if prof, err = loadProfile(home); err != nil {
+		return "", nil, "", err
+	}
+	gw, err = resolveGateway(f, gatewayFlag, prof)
+	return home, prof, gw, err
+}
+
 // loadProfile returns the saved profile, or nil when there is none.
 func loadProfile(home string) (*auth.Profile, error) {
 	p, err := auth.LoadProfile(home)
@@ -75,17 +89,12 @@ func storeDescription(s auth.Store, home string) string {
 
 func loginRun(ctx context.Context, opts *LoginOptions) error {
 	f := opts.F
-	home, err := f.Home()
-	if err != nil {
-		return err
-	}
-	prof, err := loadProfile(home)
-	if err != nil {
-		return err
-	}
-	gw, err := resolveGateway(f, opts.Gateway, prof)
-	if err != nil {
+	home, _, gw, err := resolveClient(f, opts.Gateway)
+	if errors.Is(err, auth.ErrNotLoggedIn) {
 		return usageError{errors.New("no gateway configured: pass --gateway URL")}
+	}
+	if err != nil {
+		return err
 	}
 	hc := f.HTTPClient()
 	bc, err := auth.FetchBridgeConfiguration(ctx, hc, gw)
@@ -187,15 +196,7 @@ func NewCmdLogout(f *Factory, runF func(context.Context, *LoginOptions) error) *
 
 func logoutRun(opts *LoginOptions) error {
 	f := opts.F
-	home, err := f.Home()
-	if err != nil {
-		return err
-	}
-	prof, err := loadProfile(home)
-	if err != nil {
-		return err
-	}
-	gw, err := resolveGateway(f, opts.Gateway, prof)
+	home, _, gw, err := resolveClient(f, opts.Gateway)
 	if err != nil {
 		return err
 	}
@@ -232,15 +233,7 @@ func NewCmdStatus(f *Factory, runF func(context.Context, *LoginOptions) error) *
 
 func statusRun(ctx context.Context, opts *LoginOptions) error {
 	f := opts.F
-	home, err := f.Home()
-	if err != nil {
-		return err
-	}
-	prof, err := loadProfile(home)
-	if err != nil {
-		return err
-	}
-	gw, err := resolveGateway(f, "", prof)
+	home, prof, gw, err := resolveClient(f, "")
 	if err != nil {
 		return err
 	}
