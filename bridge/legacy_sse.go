@@ -71,18 +71,8 @@ func (s *Server) ServeSSEMessage(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "session not found: reconnect to the SSE endpoint")
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.opts.MaxMessageBytes)+1))
-	if err != nil {
-		httpError(w, http.StatusBadRequest, "could not read the request body")
-		return
-	}
-	if len(body) > s.opts.MaxMessageBytes {
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("message over the %d byte limit", s.opts.MaxMessageBytes))
-		return
-	}
-	msgs, err := ParseBatch(body)
-	if err != nil {
-		httpError(w, http.StatusBadRequest, err.Error())
+	msgs, ok := s.readMessages(w, r)
+	if !ok {
 		return
 	}
 	sess.touch()

@@ -151,25 +151,14 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.opts.MaxMessageBytes)+1))
-	if err != nil {
-		httpError(w, http.StatusBadRequest, "could not read the request body")
-		return
-	}
-	if len(body) > s.opts.MaxMessageBytes {
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("message over the %d byte limit", s.opts.MaxMessageBytes))
-		return
-	}
-	msgs, err := ParseBatch(body)
-	if err != nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = w.Write(NewError(nil, CodeParseError, err.Error()).Raw)
+	msgs, ok := s.readMessages(w, r)
+	if !ok {
 		return
 	}
 	subject, principal := s.opts.Identify(r)
 
 	var sess *Session
+	var err error
 	created := false
 	switch {
 	case r.Header.Get(HeaderSessionID) != "":
@@ -219,6 +208,28 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.answer(w, r, sess, principal, msgs, requests)
+}
+
+// readMessages reads a POST body of one message or a batch, bounded by
+// MaxMessageBytes. On failure it has answered the request and returns false.
+func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) ([]*Message, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.opts.MaxMessageBytes)+1))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "could not read the request body")
+		return nil, false
+	}
+	if len(body) > s.opts.MaxMessageBytes {
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("message over the %d byte limit", s.opts.MaxMessageBytes))
+		return nil, false
+	}
+	msgs, err := ParseBatch(body)
+	if err != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write(NewError(nil, CodeParseError, err.Error()).Raw)
+		return nil, false
+	}
+	return msgs, true
 }
 
 // answer forwards a POST that holds requests and writes their responses,
