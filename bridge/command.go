@@ -155,6 +155,3 @@ func (cc *commandConn) Close() error {
 	})
 	return nil
 }
-
-// Pid returns the subprocess's process id.
-func (cc *commandConn) Pid() int { return cc.cmd.Process.Pid }

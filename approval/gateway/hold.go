@@ -75,9 +75,6 @@ func NewApprovals(q *queue.Queue, clock Clock, log *slog.Logger, recorder *Recor
 // without withdrawing their pending requests.
 func (a *Approvals) Shutdown() { a.closing.Store(true) }
 
-// Queue returns the underlying queue.
-func (a *Approvals) Queue() *queue.Queue { return a.q }
-
 // Hold implements Holder.
 func (a *Approvals) Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Message, d policy.Decision) (bridge.Verdict, error) {
 	id := principalOf(x)
