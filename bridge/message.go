@@ -68,13 +68,23 @@ type Message struct {
 // and decoding it for each was a measurable share of the gateway's CPU. key
 // identifies the derivation (use an unexported type); compute must depend
 // only on the message, which is immutable.
+//
+// compute runs without the message's lock held, so it may itself use
+// Derived; two concurrent first calls may both compute, and the first
+// stored value wins.
 func (m *Message) Derived(key any, compute func() any) any {
 	m.derivedMu.Lock()
-	defer m.derivedMu.Unlock()
-	if v, ok := m.derived[key]; ok {
+	v, ok := m.derived[key]
+	m.derivedMu.Unlock()
+	if ok {
 		return v
 	}
-	v := compute()
+	v = compute()
+	m.derivedMu.Lock()
+	defer m.derivedMu.Unlock()
+	if prev, ok := m.derived[key]; ok {
+		return prev
+	}
 	if m.derived == nil {
 		m.derived = map[any]any{}
 	}

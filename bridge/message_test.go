@@ -133,3 +133,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestDerivedNests: a derivation may use another derivation of the same
+// message (it once deadlocked), and each is computed once.
+func TestDerivedNests(t *testing.T) {
+	m, err := Parse([]byte(`{"jsonrpc":"2.0","id":1,"method":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type inner struct{}
+	type outer struct{}
+	n := 0
+	get := func() any { return m.Derived(inner{}, func() any { n++; return 1 }) }
+	v := m.Derived(outer{}, func() any { return get().(int) + 1 })
+	if v != 2 || get() != 1 || n != 1 {
+		t.Errorf("outer %v, inner computed %d times", v, n)
+	}
+}

@@ -23,7 +23,7 @@ func Masking(set *mask.Set, serverProfiles map[string]string, pol *policy.Policy
 			}
 			profile := serverProfiles[x.Session.Server]
 			if x.Request != nil && pol != nil {
-				if d := pol.Decide(policyInput(x, x.Request)); d.Mask != "" {
+				if d := decisionOf(pol, x, x.Request); d.Mask != "" {
 					profile = d.Mask
 				}
 			}

@@ -39,7 +39,7 @@ func Policy(pol *policy.Policy, holder Holder) Middleware {
 			note.PolicyVersion = pol.Version()
 			switch {
 			case m.Kind == bridge.KindRequest && x.Direction == bridge.FromClient && decidedMethods[m.Method]:
-				d := pol.Decide(policyInput(x, m))
+				d := decisionOf(pol, x, m)
 				note.Decision, note.Rule, note.Reason = d.Action.String(), d.Rule, d.Reason
 				switch d.Action {
 				case policy.Allow:
@@ -80,6 +80,15 @@ func Policy(pol *policy.Policy, holder Holder) Middleware {
 			return next.Filter(ctx, x, m)
 		})
 	}
+}
+
+// decisionKey names a policy's decision among a request's derived values.
+type decisionKey struct{ pol *policy.Policy }
+
+// decisionOf decides a client request once: the masking stage reads the
+// same decision (its `mask:` profile) when the response comes back.
+func decisionOf(pol *policy.Policy, x *bridge.Exchange, req *bridge.Message) policy.Decision {
+	return req.Derived(decisionKey{pol}, func() any { return pol.Decide(policyInput(x, req)) }).(policy.Decision)
 }
 
 // policyInput builds the policy's view of a request.
