@@ -150,7 +150,7 @@ func (c *Client) Send(ctx context.Context, m *Message) error {
 			if c.cancelled == nil {
 				c.cancelled = map[string]bool{}
 			}
-			c.cancelled[compactString(p.RequestID)] = true
+			c.cancelled[valueKey(p.RequestID)] = true
 		}
 	}
 	c.mu.Unlock()

@@ -66,7 +66,7 @@ func topLevelID(b []byte) (json.RawMessage, bool) {
 						k++
 					}
 				}
-				id, err := parseID(b[j:k])
+				id, _, err := parseID(b[j:k])
 				return id, err == nil && k > j
 			}
 			i = end

@@ -110,7 +110,7 @@ func (s *Session) register(st *stream, req *Message) (dup bool) {
 	}
 	p := &pendingRequest{req: req, stream: st, started: s.now()}
 	if tok := req.ProgressToken(); tok != nil {
-		p.progress = string(tok)
+		p.progress = valueKey(tok)
 		s.progress[p.progress] = st
 	}
 	s.pending[req.IDKey()] = p

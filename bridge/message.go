@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Kind says what a JSON-RPC message is.
@@ -59,6 +63,8 @@ type Message struct {
 	Result json.RawMessage // responses
 	Error  *WireError      // error responses
 
+	idKey string // CanonicalKey of ID
+
 	derivedMu sync.Mutex
 	derived   map[any]any
 }
@@ -99,101 +105,197 @@ type WireError struct {
 	Data    json.RawMessage `json:"data,omitempty"`
 }
 
-// envelope is the decoding shape of a message. Fields are RawMessage so that
-// Parse can tell an absent member from a null one.
-type envelope struct {
-	JSONRPC json.RawMessage `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  json.RawMessage `json:"method"`
-	Params  json.RawMessage `json:"params"`
-	Result  json.RawMessage `json:"result"`
-	Error   json.RawMessage `json:"error"`
-}
-
 // ErrInvalidMessage is wrapped by every error Parse returns.
 var ErrInvalidMessage = errors.New("invalid JSON-RPC message")
 
-// Parse decodes one JSON-RPC 2.0 message. It rejects anything that is not a
-// single well-formed request, notification or response object. The returned
-// Message keeps b as its Raw bytes; the caller must not modify b afterwards.
+// Parse decodes one JSON-RPC 2.0 message under the strict decoding
+// (strict.go). It rejects anything that is not a single well-formed
+// request, notification or response object, and anything another JSON
+// parser could read differently. The returned Message keeps b as its Raw
+// bytes; the caller must not modify b afterwards. Errors are *ParseError.
 func Parse(b []byte) (*Message, error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: empty", ErrInvalidMessage)
+		return nil, &ParseError{Code: CodeInvalidRequest, msg: "empty"}
 	}
 	if b[0] != '{' {
-		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidMessage)
+		return nil, &ParseError{Code: CodeInvalidRequest, msg: "not a JSON object"}
 	}
-	var env envelope
-	if err := json.Unmarshal(b, &env); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidMessage, jsonErrorSummary(err))
+	members, err := scanStrict(b)
+	if err != nil {
+		id, _ := topLevelID(b)
+		return nil, settle(err, id)
 	}
-	if string(env.JSONRPC) != `"2.0"` {
-		return nil, fmt.Errorf(`%w: "jsonrpc" must be "2.0"`, ErrInvalidMessage)
+	var env struct{ jsonrpc, id, method, params, result, errObj []byte }
+	for _, mb := range members {
+		switch mb.name {
+		case "jsonrpc":
+			env.jsonrpc = mb.value
+		case "id":
+			env.id = mb.value
+		case "method":
+			env.method = mb.value
+		case "params":
+			env.params = mb.value
+		case "result":
+			env.result = mb.value
+		case "error":
+			env.errObj = mb.value
+		}
 	}
 	m := &Message{Raw: b}
-	if env.ID != nil {
-		id, err := parseID(env.ID)
+	invalid := func(msg string) (*Message, error) {
+		return nil, &ParseError{ID: m.ID, Code: CodeInvalidRequest, msg: msg}
+	}
+	if env.id != nil {
+		id, key, err := parseID(env.id)
 		if err != nil {
-			return nil, err
+			return invalid(`"id" must be a string or a number`)
 		}
-		m.ID = id
+		m.ID, m.idKey = id, key
+	}
+	if v, ok := decodeString(env.jsonrpc); !ok || v != "2.0" {
+		return invalid(`"jsonrpc" must be "2.0"`)
 	}
 	switch {
-	case env.Method != nil:
-		if err := json.Unmarshal(env.Method, &m.Method); err != nil || m.Method == "" {
-			return nil, fmt.Errorf(`%w: "method" must be a non-empty string`, ErrInvalidMessage)
+	case env.method != nil:
+		v, ok := decodeString(env.method)
+		if !ok || v == "" {
+			return invalid(`"method" must be a non-empty string`)
 		}
-		if env.Result != nil || env.Error != nil {
-			return nil, fmt.Errorf(`%w: a request cannot carry "result" or "error"`, ErrInvalidMessage)
+		m.Method = v
+		if env.result != nil || env.errObj != nil {
+			return invalid(`a request cannot carry "result" or "error"`)
 		}
-		if env.Params != nil && !isNull(env.Params) {
-			if c := firstByte(env.Params); c != '{' && c != '[' {
-				return nil, fmt.Errorf(`%w: "params" must be an object or array`, ErrInvalidMessage)
+		if env.params != nil && !isNull(env.params) {
+			if c := firstByte(env.params); c != '{' && c != '[' {
+				return invalid(`"params" must be an object or array`)
 			}
-			m.Params = env.Params
+			m.Params = env.params
 		}
 		m.Kind = KindNotification
 		if m.ID != nil {
 			m.Kind = KindRequest
 			if isNull(m.ID) {
-				return nil, fmt.Errorf(`%w: a request id cannot be null`, ErrInvalidMessage)
+				return invalid(`a request id cannot be null`)
 			}
 		}
-	case env.Result != nil || env.Error != nil:
-		if env.Result != nil && env.Error != nil {
-			return nil, fmt.Errorf(`%w: a response carries "result" or "error", not both`, ErrInvalidMessage)
+	case env.result != nil || env.errObj != nil:
+		if env.result != nil && env.errObj != nil {
+			return invalid(`a response carries "result" or "error", not both`)
 		}
 		if m.ID == nil {
-			return nil, fmt.Errorf(`%w: a response needs an "id"`, ErrInvalidMessage)
+			return invalid(`a response needs an "id"`)
 		}
 		m.Kind = KindResponse
-		m.Result = env.Result
-		if env.Error != nil {
-			var we WireError
-			if err := json.Unmarshal(env.Error, &we); err != nil {
-				return nil, fmt.Errorf(`%w: "error" must be an object with "code" and "message"`, ErrInvalidMessage)
+		m.Result = env.result
+		if env.errObj != nil {
+			we, ok := decodeWireError(env.errObj)
+			if !ok {
+				return invalid(`"error" must be an object with a numeric "code" and a string "message"`)
 			}
-			m.Error = &we
+			m.Error = we
 		}
 	default:
-		return nil, fmt.Errorf(`%w: neither a request ("method") nor a response ("result" or "error")`, ErrInvalidMessage)
+		return invalid(`neither a request ("method") nor a response ("result" or "error")`)
 	}
 	return m, nil
 }
 
-// parseID validates a JSON-RPC id (string, number or null) and returns it compacted.
-func parseID(raw json.RawMessage) (json.RawMessage, error) {
+// settle gives a strict-decoding error its JSON-RPC code and the id of the
+// message when that could be read.
+func settle(err error, id json.RawMessage) error {
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		return &ParseError{ID: id, Code: CodeInvalidRequest, msg: "malformed JSON"}
+	}
+	out := *pe
+	out.ID = id
+	if out.Code == codeAmbiguous {
+		out.Code = CodeInvalidRequest
+		out.Ambiguous = true
+	}
+	return &out
+}
+
+// decodeString reads a raw JSON string; the bytes passed the strict scan.
+func decodeString(raw []byte) (string, bool) {
+	if firstByte(raw) != '"' {
+		return "", false
+	}
+	var s string
+	if jsonv2.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// decodeWireError reads a JSON-RPC error object.
+func decodeWireError(raw []byte) (*WireError, bool) {
+	var we struct {
+		Code    *jsontext.Value `json:"code"`
+		Message *string         `json:"message"`
+		Data    jsontext.Value  `json:"data"`
+	}
+	if firstByte(raw) != '{' || jsonv2.Unmarshal(raw, &we) != nil || we.Code == nil || we.Message == nil {
+		return nil, false
+	}
+	var code float64
+	if jsonv2.Unmarshal(*we.Code, &code) != nil || code != float64(int(code)) {
+		return nil, false
+	}
+	out := &WireError{Code: int(code), Message: *we.Message}
+	if len(we.Data) > 0 {
+		out.Data = json.RawMessage(we.Data)
+	}
+	return out, true
+}
+
+// parseID validates a JSON-RPC id (string, number or null) and returns it
+// compacted, with its canonical key: ids equal by value (7, 7.0 and 7e0;
+// "s1" and "\u0073\u0031") have the same key, as a JavaScript or Python
+// upstream reads them as the same id.
+func parseID(raw json.RawMessage) (json.RawMessage, string, error) {
 	switch firstByte(raw) {
 	case '"', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 	default:
-		return nil, fmt.Errorf(`%w: "id" must be a string or a number`, ErrInvalidMessage)
+		return nil, "", errors.New("bad id")
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
-		return nil, fmt.Errorf(`%w: bad "id"`, ErrInvalidMessage)
+		return nil, "", errors.New("bad id")
 	}
-	return buf.Bytes(), nil
+	id := buf.Bytes()
+	key, ok := CanonicalKey(id)
+	if !ok {
+		return nil, "", errors.New("bad id")
+	}
+	return id, key, nil
+}
+
+// CanonicalKey returns a key under which JSON ids and progress tokens equal
+// by value are equal: a string by its decoded value, a number by the
+// float64 a JavaScript upstream reads it as (so 7, 7.0, 7e0 and -0/0
+// coincide, as do integers past 2^53 that JavaScript cannot tell apart).
+// ok is false for anything but a string, a number or null.
+func CanonicalKey(raw []byte) (string, bool) {
+	switch c := firstByte(raw); {
+	case c == '"':
+		s, ok := decodeString(raw)
+		return "s" + s, ok
+	case c == 'n':
+		return "null", isNull(raw)
+	case c == '-' || ('0' <= c && c <= '9'):
+		f, err := strconv.ParseFloat(string(bytes.TrimSpace(raw)), 64)
+		if err != nil {
+			return "", false
+		}
+		if f == 0 {
+			f = 0 // -0 is 0
+		}
+		return "n" + strconv.FormatFloat(f, 'g', -1, 64), true
+	}
+	return "", false
 }
 
 func firstByte(b []byte) byte {
@@ -206,25 +308,21 @@ func firstByte(b []byte) byte {
 
 func isNull(b []byte) bool { return string(bytes.TrimSpace(b)) == "null" }
 
-// jsonErrorSummary returns the position of a JSON syntax error without
-// echoing the input, which may hold secrets.
-func jsonErrorSummary(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
+// IDKey returns a map key for the message's id: ids equal by value have
+// equal keys (see CanonicalKey), so no response can be matched to a
+// request other than its own, and a second request whose id aliases a
+// pending one is refused as a duplicate.
+func (m *Message) IDKey() string {
+	if m.idKey != "" || m.ID == nil {
+		return m.idKey
 	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("member %q has the wrong type", te.Field)
-	}
-	return "malformed JSON"
+	key, _ := CanonicalKey(m.ID)
+	return key
 }
 
-// IDKey returns a map key for the message's id.
-func (m *Message) IDKey() string { return string(m.ID) }
-
 // ParseBatch decodes a body that holds one message or, as protocol version
-// 2025-03-26 allows, a JSON array of messages.
+// 2025-03-26 allows, a JSON array of messages. The whole body is read under
+// the strict decoding first, so an ambiguity anywhere refuses the batch.
 func ParseBatch(b []byte) ([]*Message, error) {
 	b = bytes.TrimSpace(b)
 	if firstByte(b) != '[' {
@@ -234,18 +332,26 @@ func ParseBatch(b []byte) ([]*Message, error) {
 		}
 		return []*Message{m}, nil
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(b, &items); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrInvalidMessage, jsonErrorSummary(err))
+	if _, err := scanStrict(b); err != nil {
+		return nil, settle(err, nil)
+	}
+	var items []jsontext.Value
+	if err := jsonv2.Unmarshal(b, &items); err != nil {
+		return nil, &ParseError{Code: CodeParseError, msg: "malformed JSON"}
 	}
 	if len(items) == 0 {
-		return nil, fmt.Errorf("%w: empty batch", ErrInvalidMessage)
+		return nil, &ParseError{Code: CodeInvalidRequest, msg: "empty batch"}
 	}
 	msgs := make([]*Message, 0, len(items))
 	for i, it := range items {
 		m, err := Parse(it)
 		if err != nil {
-			return nil, fmt.Errorf("batch item %d: %w", i, err)
+			var pe *ParseError
+			if errors.As(err, &pe) {
+				pe.msg = fmt.Sprintf("batch item %d: %s", i, pe.msg)
+				return nil, pe
+			}
+			return nil, err
 		}
 		msgs = append(msgs, m)
 	}
@@ -289,7 +395,8 @@ func NewError(id json.RawMessage, code int, message string) *Message {
 		// Only an invalid id can fail, and ids come from Parse.
 		panic("bridge: NewError: " + err.Error())
 	}
-	return &Message{Raw: b, Kind: KindResponse, ID: id, Error: &WireError{Code: code, Message: message}}
+	key, _ := CanonicalKey(id)
+	return &Message{Raw: b, Kind: KindResponse, ID: id, idKey: key, Error: &WireError{Code: code, Message: message}}
 }
 
 func build(fields map[string]any, params any) (*Message, error) {

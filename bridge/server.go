@@ -224,9 +224,14 @@ func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) ([]*Messag
 	}
 	msgs, err := ParseBatch(body)
 	if err != nil {
+		code, id := CodeParseError, json.RawMessage(nil)
+		var pe *ParseError
+		if errors.As(err, &pe) {
+			code, id = pe.Code, pe.ID
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
-		_, _ = w.Write(NewError(nil, CodeParseError, err.Error()).Raw)
+		_, _ = w.Write(NewError(id, code, "bridge: "+err.Error()).Raw)
 		return nil, false
 	}
 	return msgs, true

@@ -311,6 +311,13 @@ func (s *Session) fromUpstream(m *Message, prev <-chan struct{}) {
 			s.log.Debug("dropped a response nobody waits for", "session", s.Info.ID, "id", string(m.ID))
 			return
 		}
+		if !bytes.Equal(out.ID, p.req.ID) {
+			// The upstream echoed an equal id in another form (7 for 7.0):
+			// the client gets its own bytes back, as JSON-RPC requires.
+			if re, err := withID(out, p.req.ID); err == nil {
+				out = re
+			}
+		}
 		s.deliver(target, out)
 		return
 	}
@@ -378,17 +385,18 @@ func progressTokenOf(m *Message) string {
 	if json.Unmarshal(m.Params, &p) != nil || p.Token == nil {
 		return ""
 	}
-	return compactString(p.Token)
+	return valueKey(p.Token)
 }
 
-// compactString returns raw JSON without insignificant whitespace, the
-// form ids and progress tokens are keyed by (spaces inside strings stay).
-func compactString(raw json.RawMessage) string {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return string(raw)
+// valueKey returns the key ids and progress tokens are looked up by: equal
+// values share it (7 and 7.0, "s1" and "\u0073\u0031"), as the upstream's
+// parser reads them as one (see CanonicalKey).
+func valueKey(raw json.RawMessage) string {
+	key, ok := CanonicalKey(raw)
+	if !ok {
+		return "raw" + string(raw)
 	}
-	return buf.String()
+	return key
 }
 
 // openStream registers a stream that will carry the responses to reqs.
@@ -403,7 +411,7 @@ func (s *Session) openStream(st *stream, reqs []*Message) (dup []*Message) {
 		}
 		p := &pendingRequest{req: r, stream: st, started: s.now()}
 		if tok := r.ProgressToken(); tok != nil {
-			p.progress = string(tok)
+			p.progress = valueKey(tok)
 			s.progress[p.progress] = st
 		}
 		s.pending[r.IDKey()] = p
@@ -483,7 +491,7 @@ func (s *Session) clientCancelled(m *Message) {
 	if json.Unmarshal(m.Params, &p) != nil || p.RequestID == nil {
 		return
 	}
-	id := compactString(p.RequestID)
+	id := valueKey(p.RequestID)
 	s.mu.Lock()
 	pr, ok := s.pending[id]
 	if ok {
@@ -498,7 +506,7 @@ func (s *Session) clientCancelled(m *Message) {
 	}
 	if ok {
 		// A nil message tells the stream to stop awaiting id.
-		s.deliver(pr.stream, &Message{Kind: 0, ID: json.RawMessage(id)})
+		s.deliver(pr.stream, &Message{Kind: 0, ID: pr.req.ID, idKey: id})
 	}
 }
 

@@ -29,9 +29,10 @@ type StreamOptions struct {
 	OnInvalid func(err error)
 	// Closer is closed by Close, such as the subprocess's stdin.
 	Closer io.Closer
-	// AnswerOversized makes a message over the limit that shows its id
-	// arrive as an error response with that id, so the request it answered
-	// is not left waiting. For connections to a server, not to a client.
+	// AnswerOversized makes a message over the limit, or one the strict
+	// decoding refuses, that shows its id arrive as an error response with
+	// that id, so the request it answered is not left waiting. For
+	// connections to a server, not to a client.
 	AnswerOversized bool
 }
 
@@ -81,6 +82,18 @@ func (c *StreamConn) read(lr *LineReader, onInvalid func(error), answerOversized
 		if err != nil {
 			if onInvalid != nil {
 				onInvalid(err)
+			}
+			var pe *ParseError
+			if answerOversized && errors.As(err, &pe) && pe.ID != nil {
+				// The request this answered must not wait forever; the
+				// answer itself is not passed on, as it cannot be read
+				// one way only.
+				m := NewError(pe.ID, CodeRefused, "bridge: the server's answer could not be read unambiguously and was dropped")
+				select {
+				case c.incoming <- m:
+				case <-c.done:
+					return
+				}
 			}
 			continue
 		}

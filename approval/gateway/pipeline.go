@@ -26,46 +26,6 @@ func Chain(stages ...Middleware) bridge.Filter {
 	return f
 }
 
-// Call summarizes what a message asks for, for logs, policy and audit.
-type Call struct {
-	Method string
-	// Target is the tool name of tools/call, the URI of resources/read and
-	// the prompt name of prompts/get.
-	Target string
-	// Args are the tool or prompt arguments.
-	Args json.RawMessage
-}
-
-// callKey names the parsed Call among a message's derived values.
-type callKey struct{}
-
-// CallOf parses the target and arguments of a request, once per message.
-func CallOf(m *bridge.Message) Call {
-	return m.Derived(callKey{}, func() any { return parseCall(m) }).(Call)
-}
-
-func parseCall(m *bridge.Message) Call {
-	c := Call{Method: m.Method}
-	if len(m.Params) == 0 {
-		return c
-	}
-	var p struct {
-		Name      string          `json:"name"`
-		URI       string          `json:"uri"`
-		Arguments json.RawMessage `json:"arguments"`
-	}
-	if json.Unmarshal(m.Params, &p) != nil {
-		return c
-	}
-	switch m.Method {
-	case "tools/call", "prompts/get":
-		c.Target, c.Args = p.Name, p.Arguments
-	case "resources/read", "resources/subscribe", "resources/unsubscribe":
-		c.Target = p.URI
-	}
-	return c
-}
-
 // Outcome classifies a response for logs and audit: ok, error (a JSON-RPC
 // error) or tool_error (a tool result with isError).
 func Outcome(m *bridge.Message) string {

@@ -37,6 +37,14 @@ func Policy(pol *policy.Policy, holder Holder) Middleware {
 		return bridge.FilterFunc(func(ctx context.Context, x *bridge.Exchange, m *bridge.Message) (bridge.Verdict, error) {
 			note := noteFrom(ctx)
 			note.PolicyVersion = pol.Version()
+			if m.Kind == bridge.KindRequest {
+				if err := CallOf(m).Err; err != nil {
+					// Never decide a call whose params read as something
+					// other than what the method defines.
+					note.Decision, note.Reason = "refused", err.Error()
+					return bridge.Verdict{Reply: bridge.NewError(m.ID, bridge.CodeInvalidParams, "bridge: "+err.Error())}, nil
+				}
+			}
 			switch {
 			case m.Kind == bridge.KindRequest && x.Direction == bridge.FromClient && decidedMethods[m.Method]:
 				d := decisionOf(pol, x, m)

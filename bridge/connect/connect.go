@@ -106,9 +106,13 @@ func RunStdio(ctx context.Context, opts Options, in io.Reader, out io.Writer) er
 			code := bridge.CodeParseError
 			var id json.RawMessage
 			var tl *bridge.TooLargeError
-			if errors.As(err, &tl) {
+			var pe *bridge.ParseError
+			switch {
+			case errors.As(err, &tl):
 				code = bridge.CodeRefused
 				id, _ = tl.ID()
+			case errors.As(err, &pe):
+				code, id = pe.Code, pe.ID
 			}
 			_ = agent.WriteRaw(bridge.NewError(id, code, "bridge: "+err.Error()).Raw)
 		},
