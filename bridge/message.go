@@ -419,12 +419,16 @@ func (m *Message) ParamsMeta() map[string]json.RawMessage {
 		return nil
 	}
 	var p struct {
-		Meta map[string]json.RawMessage `json:"_meta"`
+		Meta map[string]jsontext.Value `json:"_meta"`
 	}
-	if json.Unmarshal(m.Params, &p) != nil {
+	if jsonv2.Unmarshal(m.Params, &p) != nil || p.Meta == nil {
 		return nil
 	}
-	return p.Meta
+	meta := make(map[string]json.RawMessage, len(p.Meta))
+	for k, v := range p.Meta {
+		meta[k] = json.RawMessage(v)
+	}
+	return meta
 }
 
 // ProgressToken returns params._meta.progressToken, compacted, or nil.

@@ -558,11 +558,11 @@ func (s *Session) ask(ctx context.Context, st *stream, method string, params any
 	s.askN++
 	id := json.RawMessage(fmt.Sprintf(`"bridge-gateway-%d"`, s.askN))
 	ch := make(chan *Message, 1)
-	s.asks[string(id)] = ch
+	s.asks[valueKey(id)] = ch
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.asks, string(id))
+		delete(s.asks, valueKey(id))
 		s.mu.Unlock()
 	}()
 	req, err := NewRequest(id, method, params)

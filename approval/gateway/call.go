@@ -27,7 +27,8 @@ type Call struct {
 	// RefType is completion/complete's reference type: "ref/prompt" or
 	// "ref/resource".
 	RefType string
-	// Args are the tool or prompt arguments; for other methods, the params.
+	// Args are the tool or prompt arguments; nil for other methods, whose
+	// policy input is the whole params.
 	Args json.RawMessage
 	// Err is set when the params are not what the method defines (a
 	// tools/call whose name is not a string, arguments that are not an
@@ -52,13 +53,12 @@ func paramsError(format string, args ...any) error {
 }
 
 func parseCall(m *bridge.Message) Call {
-	c := Call{Method: m.Method, Args: m.Params}
+	c := Call{Method: m.Method}
 	if m.Kind != bridge.KindRequest && m.Kind != bridge.KindNotification {
 		return c
 	}
 	switch m.Method {
 	case "tools/call", "prompts/get":
-		c.Args = nil
 		var p struct {
 			Name      *string        `json:"name"`
 			Arguments jsontext.Value `json:"arguments"`
@@ -72,7 +72,9 @@ func parseCall(m *bridge.Message) Call {
 			return c
 		}
 		c.Target = *p.Name
-		if p.Arguments != nil {
+		// null is no arguments, as an absent member is: the upstream reads
+		// no arguments from either (or refuses both).
+		if p.Arguments != nil && p.Arguments.Kind() != 'n' {
 			if p.Arguments.Kind() != '{' {
 				c.Err = paramsError(`"arguments" must be an object`)
 				return c

@@ -2,9 +2,10 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/seed-3f9f6f16/bridge/approval/config"
 	"github.com/seed-3f9f6f16/bridge/auth"
@@ -35,7 +36,7 @@ func Outcome(m *bridge.Message) string {
 	var r struct {
 		IsError bool `json:"isError"`
 	}
-	if json.Unmarshal(m.Result, &r) == nil && r.IsError {
+	if jsonv2.Unmarshal(m.Result, &r) == nil && r.IsError {
 		return "tool_error"
 	}
 	return "ok"
