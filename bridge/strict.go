@@ -139,11 +139,11 @@ func scanStrict(b []byte) ([]member, error) {
 	s := &strictScanner{dec: dec, src: b}
 	var top []member
 	if dec.PeekKind() == '{' {
-		if _, err := dec.ReadToken(); err != nil {
-			return nil, syntaxError(err)
+		if _, _, err := s.next(); err != nil {
+			return nil, err
 		}
 		var err error
-		top, err = s.members(envelopeNames, true)
+		top, err = s.members(envelopeNames, []string{}, true)
 		if err != nil {
 			return nil, err
 		}
@@ -156,117 +156,181 @@ func scanStrict(b []byte) ([]member, error) {
 	return top, nil
 }
 
-// strictScanner walks one JSON value token by token.
+// strictScanner walks one JSON value token by token. Member names are
+// compared as slices of the input where they need no unescaping, so the
+// walk allocates little.
 type strictScanner struct {
 	dec *jsontext.Decoder
 	src []byte
+	// names holds the names read so far in every open object, innermost
+	// last; each object remembers where its names start.
+	names [][]byte
+}
+
+// next reads one token and returns it with its bytes in the input.
+func (s *strictScanner) next() (jsontext.Token, []byte, error) {
+	before := s.dec.InputOffset()
+	tok, err := s.dec.ReadToken()
+	if err != nil {
+		return tok, nil, syntaxError(err)
+	}
+	raw := bytes.TrimLeft(s.src[before:s.dec.InputOffset()], " \t\r\n,:")
+	return tok, raw, nil
 }
 
 // value reads one value. path names the members that lead to it from the
-// top level while they are all objects; it is nil below an array, where
-// no protocol members are known.
+// top level while they are all objects; it is nil where no protocol
+// members are known.
 func (s *strictScanner) value(path []string) error {
-	tok, err := s.dec.ReadToken()
+	tok, raw, err := s.next()
 	if err != nil {
-		return syntaxError(err)
+		return err
 	}
 	switch tok.Kind() {
 	case '{':
-		_, err := s.members(knownNames(path), false)
-		if err != nil {
-			return err
+		var childPath []string
+		known := knownNames(path)
+		if known != nil {
+			childPath = path
 		}
-		return nil
+		_, err := s.members(known, childPath, false)
+		return err
 	case '[':
 		for s.dec.PeekKind() != ']' {
 			if s.dec.PeekKind() == 0 {
-				_, err := s.dec.ReadToken()
-				return syntaxError(err)
+				_, _, err := s.next()
+				return orTruncated(err)
 			}
 			if err := s.value(nil); err != nil {
 				return err
 			}
 		}
-		_, err := s.dec.ReadToken()
-		return syntaxErrorOrNil(err)
+		_, _, err := s.next()
+		return err
 	case '0':
-		if _, err := tok.Float(); err != nil {
-			return ambiguous("a number is outside the range of a 64-bit float")
+		// Only a number with an exponent or of great length can overflow.
+		if bytes.ContainsAny(raw, "eE") || len(raw) > 300 {
+			if _, err := strconv.ParseFloat(string(raw), 64); err != nil {
+				return ambiguous("a number is outside the range of a 64-bit float")
+			}
 		}
 	}
 	return nil
 }
 
+// foldSetThreshold is the member count past which an object's names are
+// compared through a map of folded names instead of pairwise, so that an
+// object with many members costs linear time.
+const foldSetThreshold = 16
+
 // members reads the members of an object whose '{' was just read, up to
-// and including its '}'. known are the object's protocol member names.
-// With keep, it returns each member's raw value (for the top level).
-func (s *strictScanner) members(known []string, keep bool) ([]member, error) {
-	var folded []string
+// and including its '}'. known are the object's protocol member names and
+// path the members that lead to it (nil below an array or an object with
+// no protocol names). With keep, it returns each member's raw value.
+func (s *strictScanner) members(known, path []string, keep bool) ([]member, error) {
+	first := len(s.names)
+	defer func() { s.names = s.names[:first] }()
+	var folded map[string]struct{}
 	var out []member
-	path := pathOf(known)
 	for {
 		switch s.dec.PeekKind() {
 		case '}':
-			_, err := s.dec.ReadToken()
-			return out, syntaxErrorOrNil(err)
+			_, _, err := s.next()
+			return out, err
 		case 0:
-			_, err := s.dec.ReadToken()
-			return nil, syntaxError(err)
+			_, _, err := s.next()
+			return nil, orTruncated(err)
 		}
-		tok, err := s.dec.ReadToken()
+		_, raw, err := s.next()
 		if err != nil {
-			return nil, syntaxError(err)
-		}
-		name := tok.String()
-		if err := checkName(&folded, known, name); err != nil {
 			return nil, err
 		}
+		name, err := memberName(raw)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkName(name, known); err != nil {
+			return nil, err
+		}
+		seen := s.names[first:]
+		switch {
+		case folded != nil:
+			f := foldName(string(name))
+			if _, dup := folded[f]; dup {
+				return nil, duplicateFold(name)
+			}
+			folded[f] = struct{}{}
+		case len(seen) >= foldSetThreshold:
+			folded = make(map[string]struct{}, 2*len(seen))
+			for _, prev := range seen {
+				folded[foldName(string(prev))] = struct{}{}
+			}
+			f := foldName(string(name))
+			if _, dup := folded[f]; dup {
+				return nil, duplicateFold(name)
+			}
+			folded[f] = struct{}{}
+		default:
+			for _, prev := range seen {
+				if bytes.EqualFold(prev, name) {
+					return nil, duplicateFold(name)
+				}
+			}
+		}
+		s.names = append(s.names, name)
 		start := s.dec.InputOffset()
 		var child []string
 		if path != nil {
-			child = append(append([]string{}, path...), name)
+			child = append(append(make([]string, 0, len(path)+1), path...), string(name))
 		}
 		if err := s.value(child); err != nil {
 			return nil, err
 		}
 		if keep {
 			raw := bytes.TrimLeft(s.src[start:s.dec.InputOffset()], " \t\r\n:")
-			out = append(out, member{name: name, value: raw})
+			out = append(out, member{name: string(name), value: raw})
 		}
 	}
 }
 
-// pathOf returns the member path of an object with the given protocol
-// names, for its children: the top level is the empty path, params is
-// ["params"], and so on; objects with no protocol names have no path.
-func pathOf(known []string) []string {
-	switch {
-	case sameSlice(known, envelopeNames):
-		return []string{}
-	case sameSlice(known, paramsNames):
-		return []string{"params"}
+// memberName returns a name token's unescaped text: a slice of the input
+// when it holds no escapes, else a copy.
+func memberName(raw []byte) ([]byte, error) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, &ParseError{Code: CodeParseError, msg: "malformed member name"}
 	}
-	return nil
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner, nil
+	}
+	name, err := jsontext.AppendUnquote(nil, raw)
+	if err != nil {
+		return nil, ambiguous("a member name is not valid UTF-8")
+	}
+	return name, nil
 }
 
-func sameSlice(a, b []string) bool { return len(a) > 0 && len(a) == len(b) && &a[0] == &b[0] }
+func duplicateFold(name []byte) error {
+	return ambiguous(fmt.Sprintf("two members of one object are named %q when case is ignored", printable(string(name))))
+}
 
-// checkName applies the name rules of the strict decoding to one member
-// name of the object f.
-func checkName(seen *[]string, known []string, name string) error {
-	if name == "__proto__" {
+// orTruncated reports a decoder that stopped inside a value.
+func orTruncated(err error) error {
+	if err == nil {
+		return &ParseError{Code: CodeParseError, msg: "truncated JSON"}
+	}
+	return err
+}
+
+// checkName refuses the member name "__proto__" and a name that is a
+// protocol member of its object (known) spelt in another case.
+func checkName(name []byte, known []string) error {
+	if string(name) == "__proto__" {
 		return ambiguous(`the member name "__proto__" is not accepted`)
 	}
-	folded := foldName(name)
-	for _, prev := range *seen {
-		if prev == folded {
-			return ambiguous(fmt.Sprintf("two members of one object are named %q when case is ignored", printable(name)))
-		}
-	}
-	*seen = append(*seen, folded)
 	for _, kn := range known {
-		if kn != name && foldName(kn) == folded {
-			return ambiguous(fmt.Sprintf("member %q must be spelt %q", printable(name), kn))
+		if string(name) != kn && bytes.EqualFold(name, []byte(kn)) {
+			return ambiguous(fmt.Sprintf("member %q must be spelt %q", printable(string(name)), kn))
 		}
 	}
 	return nil
@@ -329,12 +393,6 @@ func printable(s string) string {
 	return s
 }
 
-func syntaxErrorOrNil(err error) error {
-	if err == nil {
-		return nil
-	}
-	return syntaxError(err)
-}
 
 func ambiguous(msg string) error {
 	return &ParseError{Code: codeAmbiguous, msg: msg}

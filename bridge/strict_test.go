@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -37,6 +38,8 @@ func TestParseStrictRefusesAmbiguity(t *testing.T) {
 		{"number overflows float64", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"n":1e400}}}`, CodeInvalidRequest, "1"},
 		{"case-variant error member", `{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"a","MESSAGE":"b"}}`, CodeInvalidRequest, "1"},
 		{"case-variant ref member", `{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"ok","NAME":"secret"},"argument":{"name":"a","value":""}}}`, CodeInvalidRequest, "1"},
+		{"case-variant key past the pairwise threshold", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{` + manyMembers(40) + `,"K7":1}}}`, CodeInvalidRequest, "1"},
+		{"escaped case-variant key past the threshold", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{` + manyMembers(40) + `,"\u004b39":1}}}`, CodeInvalidRequest, "1"},
 		{"trailing value", `{"jsonrpc":"2.0","id":1,"method":"ping"} {"jsonrpc":"2.0","id":2,"method":"tools/call"}`, CodeParseError, "1"},
 		{"malformed", `{"jsonrpc":"2.0","id":1,"method":`, CodeParseError, "1"},
 	}
@@ -66,6 +69,15 @@ func TestParseStrictRefusesAmbiguity(t *testing.T) {
 	}
 }
 
+// manyMembers returns n distinct members "k0":0,"k1":1,….
+func manyMembers(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"k%d":%d`, i, i)
+	}
+	return strings.Join(parts, ",")
+}
+
 // TestParseStrictAccepts checks that unambiguous messages still pass,
 // including names that differ by more than case and escaped values.
 func TestParseStrictAccepts(t *testing.T) {
@@ -76,6 +88,7 @@ func TestParseStrictAccepts(t *testing.T) {
 		{"same key in sibling objects", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"l":[{"k":1},{"k":2}]}}}`, "tools/call"},
 		{"case-variant key inside result", `{"jsonrpc":"2.0","id":1,"result":{"Name":"x","content":[]}}`, ""},
 		{"unknown top-level member", `{"jsonrpc":"2.0","id":1,"method":"ping","x-trace":"1"}`, "ping"},
+		{"many distinct members", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{` + manyMembers(100) + `}}}`, "tools/call"},
 		{"big integer", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"n":123456789012345678901234567890}}}`, "tools/call"},
 	}
 	for _, tt := range tests {
