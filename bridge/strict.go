@@ -393,7 +393,6 @@ func printable(s string) string {
 	return s
 }
 
-
 func ambiguous(msg string) error {
 	return &ParseError{Code: codeAmbiguous, msg: msg}
 }
