@@ -40,7 +40,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bridgeBin = filepath.Join(dir, "bridge")
-	if out, err := exec.Command("go", "build", "-o", bridgeBin, ".").CombinedOutput(); err != nil {
+	// The binary runs `bridge connect`, `serve` and the demo upstream in
+	// the end-to-end tests: under -race it is built with the race detector,
+	// so those processes are checked as this one is.
+	build := []string{"build", "-o", bridgeBin}
+	if raceEnabled {
+		build = append(build, "-race")
+	}
+	if out, err := exec.Command("go", append(build, ".")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building bridge: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -310,7 +317,9 @@ func (w *world) startAgent(env ...string) *agent {
 			<-done
 			t.Errorf("bridge connect did not exit when stdin closed")
 		}
-		if t.Failed() {
+		if strings.Contains(a.stderr.String(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector found a data race in bridge connect:\n%s", a.stderr.String())
+		} else if t.Failed() {
 			t.Logf("bridge connect stderr:\n%s", a.stderr.String())
 		}
 	})
