@@ -608,9 +608,9 @@ type faultyStore struct {
 	fail atomic.Bool
 }
 
-func (s *faultyStore) Append(ctx context.Context, recs []audit.Record, cp *audit.Checkpoint) error {
+func (s *faultyStore) Append(ctx context.Context, recs []audit.Record, cps []audit.Checkpoint) error {
 	if s.fail.Load() {
 		return errors.New("disk full (injected)")
 	}
-	return s.Store.Append(ctx, recs, cp)
+	return s.Store.Append(ctx, recs, cps)
 }
