@@ -377,7 +377,13 @@ func verifyLog(ctx context.Context, s Store, opts VerifyOptions, strict bool) (*
 	if walkedAll {
 		for _, h := range v.heads {
 			if h.trusted && h.cp.Seq > rep.Last {
-				v.note(rep.Last+1, BreakTruncated, "a %s signed head covers record %d but the log ends at record %d (truncated or rolled back)", h.from, h.cp.Seq, rep.Last)
+				if rep.Last > v.good+1 {
+					// More than the last record is unproven: the first of them
+					// is the first that may be bad.
+					v.note(v.good+1, BreakTruncated, "a %s signed head covers record %d but the log ends at record %d, and no signature proves records %d to %d (truncated or rewritten)", h.from, h.cp.Seq, rep.Last, v.good+1, rep.Last)
+				} else {
+					v.note(rep.Last+1, BreakTruncated, "a %s signed head covers record %d but the log ends at record %d (truncated or rolled back)", h.from, h.cp.Seq, rep.Last)
+				}
 				break
 			}
 		}
