@@ -247,3 +247,36 @@ func decodeCheckpoint(b []byte) (Checkpoint, error) {
 	err := json.Unmarshal(b, &c)
 	return c, err
 }
+
+// WriteNewKey generates an Ed25519 key pair from random and writes the
+// private key to privPath (PEM PKCS #8, mode 0600, never over an existing
+// file) and the public key to privPath + ".pub" (PEM PKIX, 0644).
+func WriteNewKey(privPath string, random io.Reader) (ed25519.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(random)
+	if err != nil {
+		return nil, fmt.Errorf("audit: generate key: %w", err)
+	}
+	privPEM, err := MarshalPrivateKeyPEM(priv)
+	if err != nil {
+		return nil, err
+	}
+	pubPEM, err := MarshalPublicKeyPEM(pub)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(privPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: signing key: %w", err)
+	}
+	if _, err := f.Write(privPEM); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: signing key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("audit: signing key: %w", err)
+	}
+	if err := os.WriteFile(privPath+".pub", pubPEM, 0o644); err != nil {
+		return nil, fmt.Errorf("audit: public key: %w", err)
+	}
+	return pub, nil
+}

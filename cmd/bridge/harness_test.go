@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,6 +85,7 @@ type world struct {
 const e2eConfig = `
 listen: 127.0.0.1:0
 storage: {path: "{{DATA}}/bridge.db"}
+audit: {signing_key_file: "{{DATA}}/audit-key.pem", witness: {file: "{{DATA}}/audit-heads.jsonl"}}
 identity:
   issuer: {{ISSUER}}
   audience: api://bridge-test
@@ -127,6 +129,7 @@ func newWorldWithExtra(t *testing.T, rules, extra string) *world {
 	if err := okta.SetIssuer(w.oktaSrv.URL + fakeokta.DefaultPath); err != nil {
 		t.Fatal(err)
 	}
+	ensureAuditKey(t, w.data)
 	w.start("127.0.0.1:0")
 	t.Cleanup(func() {
 		w.stop()
@@ -613,4 +616,17 @@ func (s *faultyStore) Append(ctx context.Context, recs []audit.Record, cps []aud
 		return errors.New("disk full (injected)")
 	}
 	return s.Store.Append(ctx, recs, cps)
+}
+
+// ensureAuditKey makes the audit signing key the test configurations name
+// ({{DATA}}/audit-key.pem), unless it exists.
+func ensureAuditKey(tb testing.TB, dir string) {
+	tb.Helper()
+	p := filepath.Join(dir, "audit-key.pem")
+	if _, err := os.Stat(p); err == nil {
+		return
+	}
+	if _, err := audit.WriteNewKey(p, rand.Reader); err != nil {
+		tb.Fatal(err)
+	}
 }
