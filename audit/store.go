@@ -206,3 +206,12 @@ func (m *MemStore) Close() error {
 	m.closed = true
 	return nil
 }
+
+// LoadMemStore returns a store holding recs and cps as they are, gaps and
+// all, for verifying what another store exported (recs in seq order).
+func LoadMemStore(recs []Record, cps []Checkpoint) *MemStore {
+	m := &MemStore{recs: append([]Record(nil), recs...), cps: append([]Checkpoint(nil), cps...)}
+	sort.SliceStable(m.recs, func(i, j int) bool { return m.recs[i].Seq < m.recs[j].Seq })
+	sort.SliceStable(m.cps, func(i, j int) bool { return m.cps[i].Seq < m.cps[j].Seq })
+	return m
+}
