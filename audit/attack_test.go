@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,8 +211,9 @@ func TestRollBackToAnOlderCopyIsDetected(t *testing.T) {
 
 func TestIdleLogStillSigns(t *testing.T) {
 	ticks := make(chan time.Time)
-	var now time.Time = time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	dir := t.TempDir()
 	w := NewFileWitness(filepath.Join(dir, "heads.jsonl"))
 	s := NewMemStore()
@@ -223,8 +225,11 @@ func TestIdleLogStillSigns(t *testing.T) {
 	}
 	l.Append(context.Background(), sampleRecord(1))
 	for i := 0; i < 3; i++ {
+		mu.Lock()
 		now = now.Add(time.Minute)
-		ticks <- now
+		at := now
+		mu.Unlock()
+		ticks <- at
 	}
 	l.Close()
 	head, err := w.Latest()
