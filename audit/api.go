@@ -37,6 +37,7 @@ import (
 //	    form of each record) or CSV (text/csv); unbounded unless limit is set
 //	GET /v1/audit/verify              [VerifyResponse]; HTTP 200 whether or not the chain verifies
 //	GET /v1/audit/head                [HeadResponse]
+//	GET /v1/audit/heads               [HeadsResponse]: the stored signed heads, to verify an export locally
 //	GET /v1/audit/tail?FILTERS&after=SEQ
 //	    text/event-stream: one `event: record` per matching record with
 //	    seq > after (default: the current head, so only new records; the
@@ -104,7 +105,18 @@ type RecordsResponse struct {
 type HeadResponse struct {
 	Seq        uint64      `json:"seq"`
 	Hash       string      `json:"hash,omitempty"`
+	Root       string      `json:"root,omitempty"`
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	// PublicKey is the PEM public key the log is signed with, for an
+	// auditor to pin on first use; it proves nothing by itself.
+	PublicKey string `json:"public_key,omitempty"`
+}
+
+// HeadsResponse is the body of /heads: every stored signed head, by seq,
+// with retention anchors' frontiers, so a client can verify an export
+// locally.
+type HeadsResponse struct {
+	Heads []Checkpoint `json:"heads"`
 }
 
 // VerifyResponse is the body of /verify: the [VerifyReport] and whether
@@ -195,6 +207,7 @@ func NewHandler(log *Log, opts HandlerOptions) http.Handler {
 	h.mux.HandleFunc("GET /v1/audit/export", h.export)
 	h.mux.HandleFunc("GET /v1/audit/verify", h.verify)
 	h.mux.HandleFunc("GET /v1/audit/head", h.head)
+	h.mux.HandleFunc("GET /v1/audit/heads", h.heads)
 	h.mux.HandleFunc("GET /v1/audit/tail", h.tail)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusNotFound, "not_found", "no such audit API route")
@@ -473,7 +486,25 @@ func (h *handler) session(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) head(w http.ResponseWriter, r *http.Request) {
 	hd := h.log.Head()
-	writeJSON(w, http.StatusOK, &HeadResponse{Seq: hd.Seq, Hash: hd.Hash, Checkpoint: hd.Checkpoint})
+	resp := &HeadResponse{Seq: hd.Seq, Hash: hd.Hash, Root: hd.Root, Checkpoint: hd.Checkpoint}
+	if pub := h.log.PublicKey(); pub != nil {
+		if b, err := MarshalPublicKeyPEM(pub); err == nil {
+			resp.PublicKey = string(b)
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *handler) heads(w http.ResponseWriter, r *http.Request) {
+	cps, err := h.log.store.Checkpoints(r.Context())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if cps == nil {
+		cps = []Checkpoint{}
+	}
+	writeJSON(w, http.StatusOK, &HeadsResponse{Heads: cps})
 }
 
 func (h *handler) verify(w http.ResponseWriter, r *http.Request) {

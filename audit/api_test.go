@@ -485,7 +485,7 @@ func TestAPIVerifyAndHead(t *testing.T) {
 
 	var rep VerifyResponse
 	w.getJSON("/v1/audit/verify", 200, &rep)
-	if !rep.OK || !rep.Signed || rep.SignedThrough != 10 || rep.Records != 12 || len(rep.KeyIDs) != 1 {
+	if !rep.OK || !rep.Signed || rep.SignedThrough != 11 || rep.Records != 12 || len(rep.KeyIDs) != 1 {
 		t.Fatalf("clean log: %+v", rep)
 	}
 

@@ -201,7 +201,7 @@ func buckets(tx *bolt.Tx) (recs, cps *bolt.Bucket, err error) {
 }
 
 // Append implements Store: one bbolt transaction, one commit (fsync).
-func (s *BoltStore) Append(ctx context.Context, recs []Record, cp *Checkpoint) error {
+func (s *BoltStore) Append(ctx context.Context, recs []Record, cps []Checkpoint) error {
 	if s.readonly {
 		return errors.New("audit: store is read-only")
 	}
@@ -220,10 +220,10 @@ func (s *BoltStore) Append(ctx context.Context, recs []Record, cp *Checkpoint) e
 		}
 		vals[i] = v
 	}
-	var cpVal []byte
-	if cp != nil {
+	cpVals := make([][]byte, len(cps))
+	for i := range cps {
 		var err error
-		if cpVal, err = json.Marshal(cp); err != nil {
+		if cpVals[i], err = json.Marshal(&cps[i]); err != nil {
 			return err
 		}
 	}
@@ -245,9 +245,9 @@ func (s *BoltStore) Append(ctx context.Context, recs []Record, cp *Checkpoint) e
 				return err
 			}
 		}
-		if cp != nil {
-			cb.FillPercent = 0.95
-			if err := cb.Put(seqKey(cp.Seq), cpVal); err != nil {
+		cb.FillPercent = 0.95
+		for i := range cps {
+			if err := cb.Put(seqKey(cps[i].Seq), cpVals[i]); err != nil {
 				return err
 			}
 		}
@@ -384,7 +384,7 @@ func (s *BoltStore) DeleteRange(ctx context.Context, from, to uint64) error {
 	if s.readonly {
 		return errors.New("audit: store is read-only")
 	}
-	first := from
+	first := max(from, 1) - 1
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -409,7 +409,7 @@ func (s *BoltStore) DeleteRange(ctx context.Context, from, to uint64) error {
 				n++
 			}
 			cc := cb.Cursor()
-			for k, _ := cc.Seek(seqKey(first)); k != nil && keySeq(k) <= to; k, _ = cc.Seek(seqKey(first)) {
+			for k, _ := cc.Seek(seqKey(first)); k != nil && keySeq(k) < to; k, _ = cc.Seek(seqKey(first)) {
 				if err := cb.Delete(k); err != nil {
 					return err
 				}

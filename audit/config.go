@@ -19,7 +19,12 @@ const (
 //	audit:
 //	  on_failure: deny            # deny (default) | allow
 //	  retention: 2160h            # 0 or absent: keep forever; else at least 1h
-//	  signing_key_file: /etc/bridge/audit-ed25519.pem   # optional, PEM PKCS #8
+//	  signing_key_file: /etc/bridge/audit-ed25519.pem   # required: `bridge audit keygen` makes one
+//	  sign_every: 1000                                  # records between stored signed heads
+//	  sign_interval: 1m                                 # and at least this often, even idle
+//	  witness:                                          # at least one, outside the data file
+//	    file: /var/log/bridge/audit-heads.jsonl         # every signed head appended here
+//	    webhook: true                                   # and posted to the notify webhooks
 //	  auditors: [security-auditors]                     # groups that may read the log
 type Config struct {
 	// OnFailure says what happens to a request whose record cannot be
@@ -27,12 +32,32 @@ type Config struct {
 	OnFailure string `yaml:"on_failure"`
 	// Retention is how long records are kept; 0 keeps them forever.
 	Retention time.Duration `yaml:"retention"`
-	// SigningKeyFile is a PEM PKCS #8 Ed25519 private key; when set, the chain
-	// head is signed periodically and at shutdown.
+	// SigningKeyFile is a PEM PKCS #8 Ed25519 private key that signs the
+	// log's heads. It is required: a gateway without one refuses to start.
 	SigningKeyFile string `yaml:"signing_key_file"`
+	// SignEvery is the number of records between stored signed heads;
+	// 0 means 1000.
+	SignEvery int `yaml:"sign_every"`
+	// SignInterval is how often the head is signed at least, idle or not;
+	// 0 means 1m.
+	SignInterval time.Duration `yaml:"sign_interval"`
+	// Witness says where signed heads go besides the data file.
+	Witness WitnessConfig `yaml:"witness"`
 	// Auditors are the groups whose members may read the log over the API.
 	Auditors []string `yaml:"auditors"`
 }
+
+// WitnessConfig names the witnesses of the log's signed heads.
+type WitnessConfig struct {
+	// File is appended one JSON line per signed head ([FileWitness]).
+	File string `yaml:"file"`
+	// Webhook posts each signed head as an "audit.head" event to every
+	// notify entry of type webhook.
+	Webhook bool `yaml:"webhook"`
+}
+
+// KeygenHint tells an operator how to make a signing key.
+const KeygenHint = "create one with `bridge audit keygen --out /etc/bridge/audit-signing-key.pem` and set audit.signing_key_file to its path"
 
 // FieldError is a configuration error at a field path such as
 // "audit.retention".
@@ -64,8 +89,20 @@ func (c *Config) Validate() error {
 	} else if c.Retention > 0 && c.Retention < MinRetention {
 		add("retention", "must be 0 (keep forever) or at least %s, not %s", MinRetention, c.Retention)
 	}
-	if c.SigningKeyFile != "" && strings.TrimSpace(c.SigningKeyFile) != c.SigningKeyFile {
+	switch {
+	case c.SigningKeyFile == "":
+		add("signing_key_file", "is required: the gateway signs its audit log with an Ed25519 key; %s", KeygenHint)
+	case strings.TrimSpace(c.SigningKeyFile) != c.SigningKeyFile:
 		add("signing_key_file", "has leading or trailing spaces")
+	}
+	if c.SignEvery < 0 || c.SignEvery > 1_000_000 {
+		add("sign_every", "must be between 1 and 1000000 (0: the default, 1000)")
+	}
+	if c.SignInterval < 0 || (c.SignInterval > 0 && c.SignInterval < time.Second) || c.SignInterval > 24*time.Hour {
+		add("sign_interval", "must be between 1s and 24h (0: the default, 1m)")
+	}
+	if c.Witness.File == "" && !c.Witness.Webhook {
+		add("witness", "name at least one witness that keeps the signed heads outside the data file: file: /another/disk/audit-heads.jsonl, or webhook: true (posted to the notify webhooks); without one, truncating or rolling back the whole file cannot be detected")
 	}
 	seen := map[string]bool{}
 	for i, g := range c.Auditors {
@@ -96,11 +133,10 @@ func (c *Config) IsAuditor(groups []string) bool {
 	return false
 }
 
-// LoadSigner reads the signing key named by SigningKeyFile; it returns nil
-// and no error when none is configured.
+// LoadSigner reads the signing key named by SigningKeyFile.
 func (c *Config) LoadSigner() (ed25519.PrivateKey, error) {
 	if c.SigningKeyFile == "" {
-		return nil, nil
+		return nil, &FieldError{Path: "audit.signing_key_file", Msg: "is required; " + KeygenHint}
 	}
 	k, err := LoadPrivateKeyFile(c.SigningKeyFile)
 	if err != nil {

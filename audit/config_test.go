@@ -11,7 +11,12 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
-	ok := []Config{{}, {OnFailure: "deny", Retention: 2160 * time.Hour, Auditors: []string{"sec"}}, {OnFailure: "allow"}}
+	key, wit := "/etc/bridge/key.pem", WitnessConfig{File: "/var/log/heads.jsonl"}
+	ok := []Config{
+		{SigningKeyFile: key, Witness: wit},
+		{OnFailure: "deny", Retention: 2160 * time.Hour, Auditors: []string{"sec"}, SigningKeyFile: key, Witness: WitnessConfig{Webhook: true}, SignEvery: 10, SignInterval: time.Second},
+		{OnFailure: "allow", SigningKeyFile: key, Witness: wit},
+	}
 	for _, c := range ok {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%+v: %v", c, err)
@@ -27,9 +32,15 @@ func TestConfigValidate(t *testing.T) {
 		}
 		paths = append(paths, fe.Path)
 	}
-	want := "audit.on_failure audit.retention audit.auditors[1] audit.auditors[2]"
+	want := "audit.on_failure audit.retention audit.signing_key_file audit.witness audit.auditors[1] audit.auditors[2]"
 	if got := strings.Join(paths, " "); got != want {
 		t.Fatalf("paths %q, want %q", got, want)
+	}
+	if err := (&Config{Witness: wit}).Validate(); err == nil || !strings.Contains(err.Error(), "bridge audit keygen") {
+		t.Errorf("a config without a key: %v, want how to make one", err)
+	}
+	if (&Config{SigningKeyFile: key, Witness: wit, SignInterval: time.Millisecond}).Validate() == nil {
+		t.Error("a sign interval of 1ms accepted")
 	}
 	if (&Config{Retention: -1}).Validate() == nil {
 		t.Error("negative retention accepted")
@@ -71,7 +82,7 @@ func TestKeyFiles(t *testing.T) {
 	if _, err := c.LoadSigner(); !errors.As(err, &fe) || fe.Path != "audit.signing_key_file" {
 		t.Fatalf("missing key: %v", err)
 	}
-	if k, err := (&Config{}).LoadSigner(); k != nil || err != nil {
-		t.Fatal("no key configured should be nil, nil")
+	if _, err := (&Config{}).LoadSigner(); err == nil || !strings.Contains(err.Error(), "bridge audit keygen") {
+		t.Fatalf("no key configured: %v, want how to make one", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"github.com/seed-3f9f6f16/bridge/audit/merkle"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -123,3 +124,6 @@ func wantBreak(t testing.TB, rep *VerifyReport, seq uint64, reason BreakReason) 
 		t.Fatalf("break = %v, want seq %d (%s)", rep.Break, seq, reason)
 	}
 }
+
+// LeafHashForTest is some valid Merkle hash.
+func LeafHashForTest() merkle.Hash { return merkle.LeafHash([]byte("test")) }

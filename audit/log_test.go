@@ -134,12 +134,12 @@ type flakyStore struct {
 
 var errDiskFull = errors.New("disk full")
 
-func (f *flakyStore) Append(ctx context.Context, recs []Record, cp *Checkpoint) error {
+func (f *flakyStore) Append(ctx context.Context, recs []Record, cps []Checkpoint) error {
 	f.writes.Add(1)
 	if f.fail.Load() {
 		return errDiskFull
 	}
-	return f.Store.Append(ctx, recs, cp)
+	return f.Store.Append(ctx, recs, cps)
 }
 
 func (f *flakyStore) Last(ctx context.Context) (Record, bool, error) {
@@ -237,16 +237,17 @@ func TestCloseSignsHead(t *testing.T) {
 	key := testKey(t, 2)
 	appendN(t, s, 7, Options{Signer: key, SignEvery: 5})
 	cps, _ := s.Checkpoints(context.Background())
-	if len(cps) != 2 || cps[0].Seq != 5 || cps[1].Seq != 7 {
-		t.Fatalf("checkpoints %+v, want at 5 and 7", cps)
+	// The genesis head (size 0) is signed when the log is created.
+	if len(cps) != 3 || cps[0].Seq != 0 || cps[1].Seq != 5 || cps[2].Seq != 7 {
+		t.Fatalf("checkpoints %+v, want at 0, 5 and 7", cps)
 	}
 	rep := mustVerify(t, s, key.Public().(ed25519.PublicKey))
 	if !rep.OK() || rep.SignedThrough != 7 {
 		t.Fatalf("report %+v", rep)
 	}
-	// Closing a log with nothing new signs nothing more.
+	// Opening and closing a log with nothing new re-signs the same head.
 	appendN(t, s, 0, Options{Signer: key})
-	if cps, _ := s.Checkpoints(context.Background()); len(cps) != 2 {
-		t.Fatalf("checkpoints %d after an idle open/close, want 2", len(cps))
+	if cps, _ := s.Checkpoints(context.Background()); len(cps) != 3 {
+		t.Fatalf("checkpoints %d after an idle open/close, want 3", len(cps))
 	}
 }

@@ -69,24 +69,60 @@ func TestPruneWithoutAnchorIsDetected(t *testing.T) {
 	wantBreak(t, mustVerify(t, s, nil), 6, BreakUnanchored)
 }
 
+// stopDeleting deletes only the first n records DeleteRange is asked for,
+// then fails, as a crash part-way through retention would leave the store.
+type stopDeleting struct {
+	Store
+	n uint64
+}
+
+func (s *stopDeleting) DeleteRange(ctx context.Context, from, to uint64) error {
+	if err := s.Store.DeleteRange(ctx, from, min(to, from+s.n-1)); err != nil {
+		return err
+	}
+	return errDiskFull
+}
+
 func TestPartialPruneVerifies(t *testing.T) {
-	// The anchor is written, then deletion stops part-way.
-	s := NewMemStore()
+	key := testKey(t, 8)
+	pub := key.Public().(ed25519.PublicKey)
+	mem := NewMemStore()
+	s := &stopDeleting{Store: mem, n: 4}
 	clock := testClock()
-	appendN(t, s, 20, Options{Now: clock})
-	l, _ := Open(s, Options{Now: clock})
+	l, err := Open(s, Options{Now: clock, Signer: key})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
-	r10, _ := Get(ctx, s, 10)
-	anchor := &Record{Kind: KindAnchor, Anchor: &Anchor{PrunedFrom: 1, PrunedThrough: 10, PrunedCount: 10, PrunedHash: r10.Hash}}
-	if _, err := l.append(ctx, anchor); err != nil {
+	var cut time.Time
+	for i := 1; i <= 20; i++ {
+		rec := sampleRecord(i)
+		l.Append(ctx, rec)
+		if i == 10 {
+			cut = rec.Time.Add(time.Nanosecond)
+		}
+	}
+	if _, err := l.Prune(ctx, cut); err == nil {
+		t.Fatal("prune did not report the failed deletion")
+	}
+	l.Close()
+	if rep := mustVerify(t, mem, pub); !rep.OK() {
+		t.Fatalf("partial prune: %v", rep.Break)
+	}
+	// The gateway reopens over it and a later prune finishes the job.
+	l, err = Open(mem, Options{Now: clock, Signer: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Prune(ctx, cut); err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
-	s.DeleteRange(ctx, 1, 4)
-	if rep := mustVerify(t, s, nil); !rep.OK() {
-		t.Fatalf("partial prune: %v", rep.Break)
+	if rep := mustVerify(t, mem, pub); !rep.OK() || rep.First != 11 {
+		t.Fatalf("after finishing the prune: %+v %v", rep, rep.Break)
 	}
-	// Deleting beyond what the anchor covers is still caught.
-	s.DeleteRange(ctx, 5, 12)
-	wantBreak(t, mustVerify(t, s, nil), 13, BreakUnanchored)
+	// Records deleted beyond what the anchor covers are caught at the
+	// first one missing.
+	mem.recs = mem.recs[2:]
+	wantBreak(t, mustVerify(t, mem, pub), 11, BreakMissing)
 }

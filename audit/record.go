@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/seed-3f9f6f16/bridge/audit/merkle"
 )
 
 // Kind says what a record is about.
@@ -81,18 +83,22 @@ type Identity struct {
 
 // Anchor is carried by a KindAnchor record and says what retention pruned, so
 // the remaining chain still verifies: the first remaining record's PrevHash is
-// PrunedHash.
+// PrunedHash. The signed head of the pruned prefix, with the Merkle frontier
+// the rest of the tree grows from, is stored beside it as a checkpoint at
+// PrunedThrough: the anchor is authentic only if that head's signature
+// verifies and its frontier hashes to its root.
 type Anchor struct {
 	PrunedFrom    uint64    `json:"pruned_from"`    // first seq deleted
 	PrunedThrough uint64    `json:"pruned_through"` // last seq deleted
 	PrunedCount   uint64    `json:"pruned_count"`
-	PrunedHash    string    `json:"pruned_hash"` // Hash of record PrunedThrough
-	Before        time.Time `json:"before"`      // the retention cut-off
+	PrunedHash    string    `json:"pruned_hash"`           // Hash of record PrunedThrough
+	PrunedRoot    string    `json:"pruned_root,omitempty"` // Merkle root of records 1..PrunedThrough
+	Before        time.Time `json:"before"`                // the retention cut-off
 }
 
 // Record is one entry of the audit log.
 //
-// Seq, Time, PrevHash and Hash are set by [Log.Append]; everything else is the
+// Seq, Time, Signed, PrevHash and Hash are set by [Log.Append]; everything else is the
 // caller's. Message must already be masked: the log stores it as given.
 //
 // # Canonical encoding and hash
@@ -110,6 +116,13 @@ type Anchor struct {
 // encoding with `,"hash":"<hex>"` inserted before the final `}`, so an external
 // verifier can either re-encode the record or cut that suffix off the stored
 // bytes and hash what remains.
+//
+// # Merkle tree
+//
+// Record Seq is leaf Seq-1 of an RFC 6962 Merkle tree whose leaf data is the
+// record's stored form (one line of a JSONL export): leaf hash
+// SHA-256(0x00 || stored form), node hash SHA-256(0x01 || left || right).
+// Signed heads ([Checkpoint]) sign its root.
 type Record struct {
 	Seq           uint64          `json:"seq"`
 	Time          time.Time       `json:"time"`
@@ -133,8 +146,12 @@ type Record struct {
 	Outcome       string          `json:"outcome,omitempty"`
 	Error         string          `json:"error,omitempty"`
 	Anchor        *Anchor         `json:"anchor,omitempty"`
-	PrevHash      string          `json:"prev_hash,omitempty"`
-	Hash          string          `json:"hash,omitempty"`
+	// Signed, set by the log's writer on the first record of a commit, is
+	// the signed head of the log just before this record (its Seq is this
+	// record's Seq - 1), so every commit is signed by the next one.
+	Signed   *Checkpoint `json:"signed,omitempty"`
+	PrevHash string      `json:"prev_hash,omitempty"`
+	Hash     string      `json:"hash,omitempty"`
 
 	// enc caches the stored form computed by the log's writer.
 	enc []byte
@@ -185,6 +202,12 @@ func (r *Record) seal() ([]byte, error) {
 	}
 	r.Hash = hashHex(b)
 	return appendHash(b, r.Hash), nil
+}
+
+// leafHash returns the Merkle leaf hash of a record from its canonical
+// encoding and hash.
+func leafHash(canonical []byte, hash string) merkle.Hash {
+	return merkle.LeafHash(appendHash(canonical, hash))
 }
 
 // appendHash turns a canonical encoding into the stored form.

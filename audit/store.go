@@ -45,10 +45,11 @@ func (e *CorruptRecordError) Unwrap() []error { return []error{ErrCorrupt, e.Err
 type Store interface {
 	// Append durably writes recs, which continue the chain (recs[0].Seq is
 	// one more than the last stored seq, or 1 for an empty store, and seqs
-	// are consecutive), and cp if not nil, all in one atomic transaction.
-	// On error nothing was written. A store that finds recs[0].Seq does not
-	// continue its chain returns an error wrapping ErrConflict.
-	Append(ctx context.Context, recs []Record, cp *Checkpoint) error
+	// are consecutive), and cps (replacing a stored checkpoint of the same
+	// Seq), all in one atomic transaction. On error nothing was written. A
+	// store that finds recs[0].Seq does not continue its chain returns an
+	// error wrapping ErrConflict.
+	Append(ctx context.Context, recs []Record, cps []Checkpoint) error
 	// Range calls fn for each record with from <= Seq <= to (to == 0 means
 	// no upper bound), in seq order, until fn returns an error, which Range
 	// returns. A record that cannot be decoded stops Range with a
@@ -60,9 +61,11 @@ type Store interface {
 	Last(ctx context.Context) (rec Record, ok bool, err error)
 	// Checkpoints returns the stored checkpoints in seq order.
 	Checkpoints(ctx context.Context) ([]Checkpoint, error)
-	// DeleteRange deletes records and checkpoints with from <= Seq <= to,
-	// lowest first; it may use several transactions, so after a failure a
-	// prefix of the range may be gone. It is used by retention only.
+	// DeleteRange deletes the records with from <= Seq <= to, lowest first,
+	// and then the checkpoints with from-1 <= Seq < to (the checkpoint at to
+	// is the retention anchor of what is left); it may use several
+	// transactions, so after a failure a prefix of the range may be gone. It
+	// is used by retention only.
 	DeleteRange(ctx context.Context, from, to uint64) error
 	// Close releases the store's resources.
 	Close() error
@@ -80,7 +83,7 @@ type MemStore struct {
 func NewMemStore() *MemStore { return &MemStore{} }
 
 // Append implements Store.
-func (m *MemStore) Append(ctx context.Context, recs []Record, cp *Checkpoint) error {
+func (m *MemStore) Append(ctx context.Context, recs []Record, cps []Checkpoint) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -99,8 +102,15 @@ func (m *MemStore) Append(ctx context.Context, recs []Record, cp *Checkpoint) er
 		}
 	}
 	m.recs = append(m.recs, recs...)
-	if cp != nil {
-		m.cps = append(m.cps, *cp)
+	for _, cp := range cps {
+		i := sort.Search(len(m.cps), func(i int) bool { return m.cps[i].Seq >= cp.Seq })
+		if i < len(m.cps) && m.cps[i].Seq == cp.Seq {
+			m.cps[i] = cp
+			continue
+		}
+		m.cps = append(m.cps, Checkpoint{})
+		copy(m.cps[i+1:], m.cps[i:])
+		m.cps[i] = cp
 	}
 	return nil
 }
@@ -181,7 +191,7 @@ func (m *MemStore) DeleteRange(ctx context.Context, from, to uint64) error {
 	m.recs = keep
 	keepCP := m.cps[:0]
 	for _, c := range m.cps {
-		if c.Seq < from || c.Seq > to {
+		if c.Seq+1 < from || c.Seq >= to {
 			keepCP = append(keepCP, c)
 		}
 	}
@@ -195,4 +205,13 @@ func (m *MemStore) Close() error {
 	defer m.mu.Unlock()
 	m.closed = true
 	return nil
+}
+
+// LoadMemStore returns a store holding recs and cps as they are, gaps and
+// all, for verifying what another store exported (recs in seq order).
+func LoadMemStore(recs []Record, cps []Checkpoint) *MemStore {
+	m := &MemStore{recs: append([]Record(nil), recs...), cps: append([]Checkpoint(nil), cps...)}
+	sort.SliceStable(m.recs, func(i, j int) bool { return m.recs[i].Seq < m.recs[j].Seq })
+	sort.SliceStable(m.cps, func(i, j int) bool { return m.cps[i].Seq < m.cps[j].Seq })
+	return m
 }

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
+
+	"github.com/seed-3f9f6f16/bridge/audit/merkle"
 )
 
 // BreakReason says how the chain is broken.
@@ -64,6 +67,8 @@ type VerifyReport struct {
 	// SignedThrough is the highest seq covered by a checkpoint whose signature
 	// verified and whose hash matched (0 if none).
 	SignedThrough uint64 `json:"signed_through"`
+	// Root is the Merkle root of the records walked (hex).
+	Root string `json:"root,omitempty"`
 	// Break is the first problem found, nil if the log verified.
 	Break *Break `json:"break,omitempty"`
 }
@@ -84,20 +89,23 @@ type VerifyOptions struct {
 	// PublicKeys authenticate checkpoints (any one may have signed each). With
 	// none, checkpoints are checked for consistency only.
 	PublicKeys []ed25519.PublicKey
-	// Heads are checkpoints kept outside the store (for example the last one
-	// the gateway published), checked like stored ones. They catch an attacker
-	// who truncates the log and deletes the checkpoints in it.
+	// Heads are signed heads kept outside the store (a witness's, or the
+	// last one an auditor saw), checked like stored ones: the log must be a
+	// continuation of each. They catch an attacker who truncates, rolls back
+	// or empties the log and deletes the checkpoints in it.
 	Heads []Checkpoint
 	// RequireSigned fails verification when records after the last valid
-	// signed checkpoint exist (use it on a log whose gateway shut down
-	// cleanly, or on an export).
+	// signed head exist (use it on a log whose gateway shut down cleanly).
+	// Without it up to the signer's max_gap records may trail unsigned, as
+	// a crash leaves them.
 	RequireSigned bool
 }
 
-// Verify walks the whole chain in s, from seq 1 or from the retention anchor,
-// and checks every hash, every link and (with pub) every signed checkpoint.
-// It returns an error only when s cannot be read; a broken log is a report
-// with a non-nil Break naming the first broken seq.
+// Verify walks the whole log, from seq 1 or from the retention anchor, and
+// checks every hash, every link, the Merkle root at every signed head and
+// (with pub) every signature. It returns an error only when s cannot be
+// read; a broken log is a report with a non-nil Break naming the first bad
+// record.
 func Verify(ctx context.Context, s Store, pub ed25519.PublicKey) (*VerifyReport, error) {
 	var opts VerifyOptions
 	if pub != nil {
@@ -108,92 +116,247 @@ func Verify(ctx context.Context, s Store, pub ed25519.PublicKey) (*VerifyReport,
 
 // VerifyWith is [Verify] with options.
 func VerifyWith(ctx context.Context, s Store, opts VerifyOptions) (*VerifyReport, error) {
-	rep := &VerifyReport{Signed: len(opts.PublicKeys) > 0}
-	note := func(seq uint64, reason BreakReason, format string, args ...any) {
-		if rep.Break == nil || seq < rep.Break.Seq {
-			rep.Break = &Break{Seq: seq, Reason: reason, Detail: fmt.Sprintf(format, args...)}
+	rep, _, err := verifyLog(ctx, s, opts, false)
+	return rep, err
+}
+
+// head is a signed head to check, and where it came from.
+type head struct {
+	cp      Checkpoint
+	root    merkle.Hash
+	trusted bool
+	from    string // "stored", "witness" or "record N"
+}
+
+// verifier is the state of one verification walk.
+type verifier struct {
+	rep   *VerifyReport
+	keys  []ed25519.PublicKey
+	heads []head // stored and witness heads, by seq
+	next  int    // index of the first head not yet compared
+	tree  *merkle.Tree
+	// good is the largest size up to which every signed head matched (the
+	// proven prefix); last is the newest trusted head matched.
+	good    uint64
+	last    *Checkpoint
+	anyHead bool
+}
+
+func (v *verifier) note(seq uint64, reason BreakReason, format string, args ...any) {
+	seq = max(seq, 1)
+	if v.rep.Break == nil || seq < v.rep.Break.Seq {
+		v.rep.Break = &Break{Seq: seq, Reason: reason, Detail: fmt.Sprintf(format, args...)}
+	}
+}
+
+// authentic reports whether cp's signature verifies (always, without keys).
+func (v *verifier) authentic(cp Checkpoint) error {
+	if len(v.keys) == 0 {
+		return nil
+	}
+	var err error
+	for _, pub := range v.keys {
+		if err = cp.VerifySignature(pub); err == nil {
+			return nil
 		}
 	}
+	return err
+}
+
+// matched records that a trusted head at the tree's size matched.
+func (v *verifier) matched(cp Checkpoint) bool {
+	if v.last != nil && v.last.MaxGap > 0 && cp.Seq > v.good+v.last.MaxGap {
+		v.note(v.good+1, BreakUnsigned, "records %d to %d went unsigned, beyond the signer's promise of a signature every %d records (signatures removed)", v.good+1, cp.Seq, v.last.MaxGap)
+		return false
+	}
+	v.good = max(v.good, cp.Seq)
+	if v.last == nil || cp.Time.After(v.last.Time) || cp.Seq > v.last.Seq {
+		c := cp
+		v.last = &c
+	}
+	v.anyHead = true
+	return true
+}
+
+// compareHeads checks the stored and witness heads of the tree's size.
+func (v *verifier) compareHeads() bool {
+	size := v.tree.Size()
+	ok := true
+	for ; v.next < len(v.heads) && v.heads[v.next].cp.Seq <= size; v.next++ {
+		h := v.heads[v.next]
+		if h.cp.Seq < size || !h.trusted {
+			continue
+		}
+		if h.root != v.tree.Root() {
+			v.note(v.good+1, BreakCheckpoint, "records %d to %d do not match the %s signed head of record %d (rewritten)", v.good+1, size, h.from, size)
+			return false
+		}
+		ok = v.matched(h.cp) && ok
+	}
+	return ok
+}
+
+// verifyLog is Verify, also returning the Merkle tree over the records
+// walked. Strict (the log opening itself) makes the tree exact or nil.
+func verifyLog(ctx context.Context, s Store, opts VerifyOptions, strict bool) (*VerifyReport, *merkle.Tree, error) {
+	rep := &VerifyReport{Signed: len(opts.PublicKeys) > 0}
+	v := &verifier{rep: rep, keys: opts.PublicKeys, tree: &merkle.Tree{}}
 
 	stored, err := s.Checkpoints(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("audit: verify: read checkpoints: %w", err)
+		return nil, nil, fmt.Errorf("audit: verify: read checkpoints: %w", err)
 	}
-	cps := append(stored, opts.Heads...)
-	sort.SliceStable(cps, func(i, j int) bool { return cps[i].Seq < cps[j].Seq })
-	rep.Checkpoints = len(cps)
-	// trusted[i] is whether cps[i] may be relied on (signature verified, or
-	// no keys given).
-	trusted := make([]bool, len(cps))
-	bySeq := make(map[uint64][]int, len(cps))
-	for i, cp := range cps {
-		bySeq[cp.Seq] = append(bySeq[cp.Seq], i)
-		if !rep.Signed {
-			trusted[i] = true
-			continue
+	add := func(cp Checkpoint, from string) {
+		h := head{cp: cp, from: from}
+		root, rerr := cp.RootHash()
+		switch err := v.authentic(cp); {
+		case rerr != nil:
+			v.note(cp.Seq, BreakSignature, "the %s head of record %d has no valid root", from, cp.Seq)
+		case err != nil:
+			v.note(cp.Seq, BreakSignature, "the %s head of record %d: %v", from, cp.Seq, err)
+		default:
+			h.root, h.trusted = root, true
 		}
-		var lastErr error
-		for _, pub := range opts.PublicKeys {
-			if lastErr = cp.VerifySignature(pub); lastErr == nil {
-				break
+		v.heads = append(v.heads, h)
+	}
+	for _, cp := range stored {
+		add(cp, "stored")
+	}
+	for _, cp := range opts.Heads {
+		add(cp, "witness")
+	}
+	sort.SliceStable(v.heads, func(i, j int) bool { return v.heads[i].cp.Seq < v.heads[j].cp.Seq })
+	rep.Checkpoints = len(v.heads)
+
+	first, ok, err := s.First(ctx)
+	if err != nil {
+		return v.corrupt(ctx, err)
+	}
+	last, _, err := s.Last(ctx)
+	if err != nil {
+		return v.corrupt(ctx, err)
+	}
+	start := uint64(1)
+	prevHash := ""
+	if ok {
+		// Start from the newest trusted retention anchor that the stored
+		// records reach, if there is one.
+		var anchor *head
+		for i := range v.heads {
+			h := &v.heads[i]
+			if h.trusted && h.cp.Frontier != nil && h.cp.Seq < last.Seq {
+				anchor = h
 			}
 		}
-		if lastErr != nil {
-			note(cp.Seq, BreakSignature, "checkpoint at seq %d: %v", cp.Seq, lastErr)
-			continue
+		switch {
+		case anchor != nil:
+			t, err := frontierTree(anchor.cp)
+			if err != nil {
+				v.note(first.Seq, BreakUnanchored, "the retention anchor of records up to %d is not authentic: %v (forged)", anchor.cp.Seq, err)
+				return rep, nil, nil
+			}
+			v.tree, start, prevHash = t, anchor.cp.Seq+1, anchor.cp.Hash
+			v.good = anchor.cp.Seq
+			v.matched(anchor.cp)
+			rep.Anchor = &Anchor{PrunedThrough: anchor.cp.Seq, PrunedHash: anchor.cp.Hash, PrunedRoot: anchor.cp.Root}
+			if anchor.cp.Seq >= first.Seq {
+				// A prune that has not finished deleting: the records it will
+				// delete must still end with the hash the anchor states.
+				if r, err := recordAt(ctx, s, anchor.cp.Seq); err == nil && r.Hash != anchor.cp.Hash {
+					v.note(anchor.cp.Seq, BreakChain, "record %d does not match the hash its anchor states", anchor.cp.Seq)
+				}
+			}
+			for v.next < len(v.heads) && v.heads[v.next].cp.Seq <= anchor.cp.Seq {
+				v.next++
+			}
+		case first.Seq > 1:
+			v.note(first.Seq, BreakUnanchored, "the log starts at record %d and no authentic retention anchor accounts for the records before it (deleted)", first.Seq)
+			return rep, nil, nil
 		}
-		trusted[i] = true
+	}
+	if start == 1 && !v.compareHeads() {
+		return rep, nil, nil
 	}
 
 	var (
-		prev     Record
+		prev     = Record{Seq: start - 1, Hash: prevHash}
 		started  bool
-		anchor   *Anchor
 		stopWalk = errors.New("stop")
 	)
-	err = s.Range(ctx, 1, 0, func(r Record) error {
+	err = s.Range(ctx, start, 0, func(r Record) error {
 		if !started {
 			started, rep.First = true, r.Seq
-		} else if r.Seq != prev.Seq+1 {
-			if r.Seq <= prev.Seq {
-				note(r.Seq, BreakChain, "record %d follows record %d (out of order)", r.Seq, prev.Seq)
-			} else if r.Seq == prev.Seq+2 {
-				note(prev.Seq+1, BreakMissing, "record %d is missing (deleted)", prev.Seq+1)
+		}
+		if r.Seq != prev.Seq+1 {
+			if r.Seq == prev.Seq+2 {
+				v.note(prev.Seq+1, BreakMissing, "record %d is missing (deleted)", prev.Seq+1)
 			} else {
-				note(prev.Seq+1, BreakMissing, "records %d to %d are missing (deleted)", prev.Seq+1, r.Seq-1)
+				v.note(prev.Seq+1, BreakMissing, "records %d to %d are missing (deleted)", prev.Seq+1, r.Seq-1)
 			}
 			return stopWalk
 		}
-		if h, err := r.ComputeHash(); err != nil || h != r.Hash {
-			note(r.Seq, BreakEdited, "record %d does not match its hash (edited)", r.Seq)
+		canonical, err := r.CanonicalBytes()
+		if err != nil || hashHex(canonical) != r.Hash {
+			v.note(r.Seq, BreakEdited, "record %d does not match its hash (edited)", r.Seq)
 			return stopWalk
 		}
-		if rep.Records > 0 && r.PrevHash != prev.Hash {
-			note(r.Seq, BreakChain, "record %d's prev_hash does not match record %d (a record was deleted, replaced or inserted)", r.Seq, prev.Seq)
+		linked := r.PrevHash == prev.Hash
+		if h := r.Signed; h != nil {
+			if h.Seq != r.Seq-1 {
+				v.note(r.Seq, BreakChain, "record %d carries the signed head of record %d: records were renumbered (one deleted or inserted here)", r.Seq, h.Seq)
+				return stopWalk
+			}
+			if err := v.authentic(*h); err != nil {
+				v.note(r.Seq, BreakSignature, "record %d's signature of the log before it does not verify: %v (forged)", r.Seq, err)
+				return stopWalk
+			}
+			if h.Root != v.tree.Root().String() {
+				if !linked {
+					v.note(r.Seq-1, BreakChain, "record %d was rewritten: record %d's prev_hash and signature of the log before it no longer match it", r.Seq-1, r.Seq)
+				} else {
+					v.note(v.good+1, BreakCheckpoint, "records %d to %d do not match the signed head record %d carries (rewritten)", v.good+1, r.Seq-1, r.Seq)
+				}
+				return stopWalk
+			}
+			if !v.matched(*h) {
+				return stopWalk
+			}
+		}
+		if !linked {
+			if r.Signed != nil {
+				v.note(r.Seq, BreakChain, "record %d does not continue record %d, which its signature proves genuine (replaced or inserted)", r.Seq, r.Seq-1)
+			} else {
+				v.note(r.Seq, BreakChain, "record %d's prev_hash does not match record %d (a record was deleted, replaced or inserted here, or the one before it rewritten)", r.Seq, r.Seq-1)
+			}
+			return stopWalk
+		}
+		if v.last != nil && v.last.IntervalMS > 0 && r.Time.Sub(v.last.Time) > 2*v.last.Interval()+time.Second {
+			v.note(r.Seq, BreakUnsigned, "record %d was written %s after the last signature, beyond the signer's promise of one every %s (signatures removed)",
+				r.Seq, r.Time.Sub(v.last.Time).Round(time.Second), v.last.Interval())
 			return stopWalk
 		}
 		if r.Kind == KindAnchor {
 			a := r.Anchor
 			if a == nil || a.PrunedThrough >= r.Seq || a.PrunedFrom > a.PrunedThrough {
-				note(r.Seq, BreakChain, "record %d is an invalid anchor", r.Seq)
+				v.note(r.Seq, BreakChain, "record %d is an invalid anchor", r.Seq)
 				return stopWalk
 			}
-			if anchor == nil || a.PrunedThrough > anchor.PrunedThrough {
-				anchor = a
-			}
-		}
-		for _, i := range bySeq[r.Seq] {
-			if cps[i].Hash != r.Hash {
-				if trusted[i] {
-					note(r.Seq, BreakCheckpoint, "the checkpoint at seq %d does not match the record (the chain was rewritten up to here)", r.Seq)
+			if rep.Anchor != nil && rep.Anchor.PrunedThrough == a.PrunedThrough {
+				if a.PrunedHash != rep.Anchor.PrunedHash || (a.PrunedRoot != "" && a.PrunedRoot != rep.Anchor.PrunedRoot) {
+					v.note(r.Seq, BreakChain, "anchor record %d does not match the signed retention anchor", r.Seq)
+					return stopWalk
 				}
-			} else if trusted[i] && rep.Signed {
-				rep.SignedThrough = max(rep.SignedThrough, r.Seq)
+				c := *a
+				rep.Anchor = &c
 			}
 		}
+		v.tree.Append(leafHash(canonical, r.Hash))
 		prev = r
 		rep.Records++
 		rep.Last = r.Seq
+		if !v.compareHeads() {
+			return stopWalk
+		}
 		return nil
 	})
 	var cre *CorruptRecordError
@@ -203,51 +366,56 @@ func VerifyWith(ctx context.Context, s Store, opts VerifyOptions) (*VerifyReport
 		if seq == 0 {
 			seq = prev.Seq + 1
 		}
-		note(seq, BreakCorrupt, "%v", cre.Err)
+		v.note(seq, BreakCorrupt, "%v", cre.Err)
 	case err != nil && !errors.Is(err, stopWalk):
-		return nil, fmt.Errorf("audit: verify: %w", err)
+		return nil, nil, fmt.Errorf("audit: verify: %w", err)
 	}
 	walkedAll := err == nil
+	if !started {
+		rep.First, rep.Last = start, start-1
+	}
+	if walkedAll {
+		for _, h := range v.heads {
+			if h.trusted && h.cp.Seq > rep.Last {
+				if rep.Last > v.good+1 {
+					// More than the last record is unproven: the first of them
+					// is the first that may be bad.
+					v.note(v.good+1, BreakTruncated, "a %s signed head covers record %d but the log ends at record %d, and no signature proves records %d to %d (truncated or rewritten)", h.from, h.cp.Seq, rep.Last, v.good+1, rep.Last)
+				} else {
+					v.note(rep.Last+1, BreakTruncated, "a %s signed head covers record %d but the log ends at record %d (truncated or rolled back)", h.from, h.cp.Seq, rep.Last)
+				}
+				break
+			}
+		}
+		if rep.Signed {
+			switch {
+			case !v.anyHead && (rep.Records > 0 || start > 1):
+				v.note(start, BreakUnsigned, "no signed head verifies with the key: a log the gateway writes is signed from its creation (signatures removed, or another key)")
+			case v.last != nil && v.last.MaxGap > 0 && rep.Last > v.good+v.last.MaxGap:
+				v.note(v.good+1, BreakUnsigned, "records %d to %d are not signed, beyond the signer's promise of a signature every %d records", v.good+1, rep.Last, v.last.MaxGap)
+			case opts.RequireSigned && rep.Last > v.good:
+				v.note(v.good+1, BreakUnsigned, "records %d to %d are not covered by a valid signed head", v.good+1, rep.Last)
+			}
+		}
+	}
+	if rep.Signed {
+		rep.SignedThrough = v.good
+	}
+	rep.Root = v.tree.Root().String()
+	if strict && (rep.Break != nil || !walkedAll) {
+		return rep, nil, nil
+	}
+	return rep, v.tree, nil
+}
 
-	// Where the chain starts.
-	if started && rep.First > 1 {
-		switch {
-		case anchor == nil || anchor.PrunedThrough+1 < rep.First:
-			note(rep.First, BreakUnanchored, "the log starts at seq %d and no anchor accounts for the records before it (deleted)", rep.First)
-		case anchor.PrunedThrough+1 == rep.First:
-			a := *anchor
-			rep.Anchor = &a
-			if first, err := recordAt(ctx, s, rep.First); err == nil && first.PrevHash != anchor.PrunedHash {
-				note(rep.First, BreakChain, "record %d does not continue the pruned chain its anchor describes", rep.First)
-			}
-		default:
-			// A prune that has not finished deleting: the records it will
-			// delete must still end with the hash the anchor states.
-			a := *anchor
-			rep.Anchor = &a
-			if r, err := recordAt(ctx, s, anchor.PrunedThrough); err == nil && r.Hash != anchor.PrunedHash {
-				note(anchor.PrunedThrough, BreakChain, "record %d does not match the hash its anchor states", anchor.PrunedThrough)
-			}
-		}
+// corrupt turns an error reading the edges of the store into a report.
+func (v *verifier) corrupt(ctx context.Context, err error) (*VerifyReport, *merkle.Tree, error) {
+	var cre *CorruptRecordError
+	if errors.As(err, &cre) {
+		v.note(cre.Seq, BreakCorrupt, "%v", cre.Err)
+		return v.rep, nil, nil
 	}
-	for i, cp := range cps {
-		if !trusted[i] {
-			continue
-		}
-		switch {
-		case started && cp.Seq < rep.First:
-			if anchor != nil && cp.Seq == anchor.PrunedThrough && cp.Hash != anchor.PrunedHash {
-				note(rep.First, BreakCheckpoint, "the checkpoint at pruned seq %d does not match the anchor", cp.Seq)
-			}
-		case walkedAll && cp.Seq > rep.Last:
-			note(rep.Last+1, BreakTruncated, "a checkpoint covers seq %d but the log ends at seq %d (truncated)", cp.Seq, rep.Last)
-		}
-	}
-	if opts.RequireSigned && walkedAll && rep.Last > rep.SignedThrough {
-		from := max(rep.SignedThrough+1, rep.First)
-		note(from, BreakUnsigned, "records %d to %d are not covered by a valid signed checkpoint", from, rep.Last)
-	}
-	return rep, nil
+	return nil, nil, fmt.Errorf("audit: verify: %w", err)
 }
 
 // recordAt reads the record with seq from s.

@@ -45,6 +45,7 @@ policy:
       servers: [github]
       tools: ["get_*"]
       action: allow
+audit: {signing_key_file: /etc/bridge/audit-signing-key.pem, witness: {file: /var/log/bridge/audit-heads.jsonl}}
 `
 
 func TestLoadValid(t *testing.T) {
@@ -77,7 +78,7 @@ func TestLoadErrors(t *testing.T) {
 		want string // substring of the error, including file:line
 	}{
 		{"syntax error", func(s string) string { return s + "policy: [\n" }, "gateway.yaml:"},
-		{"unknown top-level field", func(s string) string { return s + "listne: x\n" }, `gateway.yaml:24: unknown field "listne"`},
+		{"unknown top-level field", func(s string) string { return s + "listne: x\n" }, `gateway.yaml:25: unknown field "listne"`},
 		{"unknown nested field", func(s string) string {
 			return strings.Replace(s, "    transport: http\n", "    transport: http\n    tls_verify: false\n", 1)
 		}, `gateway.yaml:15: unknown field "tls_verify"`},

@@ -374,6 +374,12 @@ func (l *loader) validate(c *Config) {
 	if err := c.Audit.Validate(); err != nil {
 		l.errorf("audit", "%v", err)
 	}
+	if c.Audit.Witness.Webhook && !hasWebhook(c.Notify) {
+		l.errorf("audit.witness.webhook", "needs a notify entry of type webhook to post the signed heads to")
+	}
+	if w := c.Audit.Witness.File; w != "" && w == c.Storage.Path {
+		l.errorf("audit.witness.file", "must not be the data file (storage.path): a witness keeps the heads where the data file's attacker cannot")
+	}
 }
 
 func (l *loader) validateServer(name string, s *Server) {
@@ -487,4 +493,14 @@ func (l *loader) expandPlain(path, v string) string { return l.expand(path, v).R
 
 func isLoopback(host string) bool {
 	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+// hasWebhook reports whether a notify entry is a webhook.
+func hasWebhook(ns []Notify) bool {
+	for _, n := range ns {
+		if n.Type == "webhook" {
+			return true
+		}
+	}
+	return false
 }

@@ -6,15 +6,21 @@
 package devmode
 
 import (
+	"crypto/rand"
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/seed-3f9f6f16/bridge/approval/config"
+	"github.com/seed-3f9f6f16/bridge/audit"
 	"github.com/seed-3f9f6f16/bridge/auth/fakeokta"
 )
 
@@ -71,6 +77,14 @@ func New(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The audit log is always signed: dev mode makes its key (kept if the
+	// data directory is reused).
+	keyPath := filepath.Join(opts.DataDir, "audit-signing-key.pem")
+	if _, err := os.Stat(keyPath); errors.Is(err, fs.ErrNotExist) {
+		if _, err := audit.WriteNewKey(keyPath, rand.Reader); err != nil {
+			return nil, fmt.Errorf("dev mode audit signing key: %w", err)
+		}
+	}
 	r := strings.NewReplacer("{{LISTEN}}", addr.String(), "{{ISSUER}}", issuer, "{{SELF}}", yamlEscape(opts.Self), "{{DATA}}", yamlEscape(opts.DataDir))
 	cfg, err := config.Load("dev.yaml (embedded)", []byte(r.Replace(devYAML)), config.OSEnv())
 	if err != nil {
@@ -97,6 +111,8 @@ bridge is running in development mode at %[1]s
   identity provider: %[2]s (logins approve themselves)
   upstream:          demo (built in: echo, get_customers, delete_records, slow_count, ...)
   data:              %[3]s (deleted on exit)
+  audit log:         signed with %[6]s; verify with
+                     %[4]s audit verify --public-key %[6]s.pub
 
 Do not use dev mode in production: it has no real identity provider.
 
@@ -107,5 +123,5 @@ In a second terminal:
 or add to an agent's MCP configuration:
   {"mcpServers": {"demo": {"command": %[5]q, "args": ["connect", "demo"]}}}
 
-`, e.URL, e.IdP.Issuer(), e.Config.Storage.Path, self, self)
+`, e.URL, e.IdP.Issuer(), e.Config.Storage.Path, self, self, e.Config.Audit.SigningKeyFile)
 }

@@ -61,6 +61,7 @@ type services struct {
 	queue     *queue.Queue
 	notify    *queue.Dispatcher
 	pins      *pins.Store
+	hook      *webhookWitness // nil unless audit.witness.webhook
 	// closers end long-lived streams (reviewer events) at shutdown.
 	closers []func()
 }
@@ -78,16 +79,27 @@ func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time,
 	signer, err := cfg.Audit.LoadSigner()
 	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("audit.signing_key_file: %w", err)
+		return nil, err
+	}
+	witnesses, heads, hook, err := auditWitnesses(cfg, now, logger)
+	if err != nil {
+		store.Close()
+		return nil, err
 	}
 	var logStore audit.Store = store
 	if wrap != nil {
 		logStore = wrap(store)
 	}
-	alog, err := audit.Open(logStore, audit.Options{Now: now, Signer: signer, Logger: logger})
+	alog, err := audit.Open(logStore, audit.Options{
+		Now: now, Signer: signer, SignEvery: cfg.Audit.SignEvery, SignInterval: cfg.Audit.SignInterval,
+		Heads: heads, Witnesses: witnesses, Logger: logger,
+	})
 	if err != nil {
+		if hook != nil {
+			hook.Close()
+		}
 		store.Close()
-		return nil, fmt.Errorf("audit log: %w", err)
+		return nil, fmt.Errorf("audit log %s: %w", cfg.Storage.Path, err)
 	}
 	qstore, err := queue.NewBoltStore(store.DB())
 	if err != nil {
@@ -110,7 +122,31 @@ func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time,
 		store.Close()
 		return nil, fmt.Errorf("tool pins: %w", err)
 	}
-	return &services{store: store, log: alog, queue: q, notify: notify, pins: pinStore}, nil
+	return &services{store: store, log: alog, queue: q, notify: notify, pins: pinStore, hook: hook}, nil
+}
+
+// auditWitnesses opens the witnesses of the configuration and reads the
+// file witness's latest head, which the log must continue.
+func auditWitnesses(cfg *config.Config, now func() time.Time, logger *slog.Logger) ([]audit.Witness, []audit.Checkpoint, *webhookWitness, error) {
+	var ws []audit.Witness
+	var heads []audit.Checkpoint
+	if p := cfg.Audit.Witness.File; p != "" {
+		fw := audit.NewFileWitness(p)
+		h, err := fw.Latest()
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("audit.witness.file: %w", err)
+		}
+		if h != nil {
+			heads = append(heads, *h)
+		}
+		ws = append(ws, fw)
+	}
+	var hook *webhookWitness
+	if cfg.Audit.Witness.Webhook {
+		hook = newWebhookWitness(cfg, now, logger)
+		ws = append(ws, hook)
+	}
+	return ws, heads, hook, nil
 }
 
 // senders builds the notification receivers of the configuration.
@@ -131,6 +167,9 @@ func (s *services) close() {
 	s.notify.Close()
 	if err := s.log.Close(); err != nil {
 		slog.Default().Error("closing the audit log", "err", err)
+	}
+	if s.hook != nil {
+		s.hook.Close()
 	}
 	_ = s.store.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -59,7 +61,8 @@ type AuditOptions struct {
 
 	Gateway   string
 	DB        string // read this bbolt file instead of the gateway
-	PublicKey string // verify --db: PEM Ed25519 public key file
+	PublicKey string // verify: PEM Ed25519 public key file
+	Head      string // verify: a file of signed heads from a witness, or "-" for stdin
 	Output    string // "" (text) or "json"
 	Format    string // export: jsonl or csv
 	Follow    bool   // tail -f
@@ -174,16 +177,26 @@ guards cells against spreadsheet formulas (use jsonl for an exact copy).`,
 
 	verify := &cobra.Command{
 		Use:   "verify",
-		Short: "Check the hash chain and signed checkpoints; exit 6 naming the first broken record",
-		Long: `Walk the whole chain and check every record's hash, every link and every signed
-checkpoint. Through the gateway, checkpoints are checked with the gateway's own
-key. With --db, --public-key FILE (PEM) authenticates them offline; without it
-they are checked for consistency only. Exits 0 when the log verifies, 6 when it
-does not (naming the first broken record), 1 when it cannot be read.`,
+		Short: "Prove the log untampered against its signed heads; exit 6 naming the first bad record",
+		Long: `Check every record's hash and link and the Merkle root under every signed head,
+and authenticate the heads with the log's Ed25519 public key.
+
+Through the gateway, bridge downloads the records and the stored heads and
+verifies them here: it never takes the gateway's word. The key is --public-key
+or the one pinned in BRIDGE_HOME on first use, and bridge remembers the last
+head it verified per gateway and refuses a log that does not continue it.
+With --db it reads a stopped gateway's file; without --public-key the heads
+are checked for consistency only.
+
+--head FILE (or - for stdin) adds signed heads kept by a witness (the
+audit.witness.file, or heads a webhook received): truncation, roll-back and
+emptying are found against them. Exits 0 when the log verifies, 6 when it
+does not (naming the first bad record), 1 when it cannot be read.`,
 		Args: exactArgs(0),
 	}
 	o = sub(verify, "verify")
-	verify.Flags().StringVar(&o.PublicKey, "public-key", "", "PEM Ed25519 public key that signed the checkpoints (with --db)")
+	verify.Flags().StringVar(&o.PublicKey, "public-key", "", "PEM Ed25519 public key the log is signed with (default through the gateway: the key pinned on first use)")
+	verify.Flags().StringVar(&o.Head, "head", "", "signed heads from a witness (JSON lines, as the witness file keeps them; - reads stdin): the log must continue each")
 	output(verify, o, "output format: json")
 
 	tail := &cobra.Command{
@@ -197,8 +210,35 @@ does not (naming the first broken record), 1 when it cannot be read.`,
 	filters(tail, o)
 	output(tail, o, "output format: json (one record per line)")
 
-	cmd.AddCommand(list, show, replay, export, verify, tail)
+	cmd.AddCommand(list, show, replay, export, verify, tail, newCmdAuditKeygen(f))
 	return cmd
+}
+
+// newCmdAuditKeygen builds `bridge audit keygen`.
+func newCmdAuditKeygen(f *Factory) *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "keygen --out FILE",
+		Short: "Make the Ed25519 key the gateway signs its audit log with",
+		Long: `Write a new Ed25519 private key to FILE (PEM PKCS #8, mode 0600; an existing
+file is never overwritten) and its public key to FILE.pub. Set
+audit.signing_key_file to FILE in the gateway configuration, and give FILE.pub
+to auditors: ` + "`bridge audit verify --public-key FILE.pub`" + `.`,
+		Args: exactArgs(0),
+		RunE: func(*cobra.Command, []string) error {
+			if out == "" {
+				return usageError{errors.New("--out FILE is required")}
+			}
+			pub, err := audit.WriteNewKey(out, rand.Reader)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(f.IO.Out, "wrote the signing key %s (key id %s) and its public key %s.pub\nset audit.signing_key_file: %s in the gateway configuration\n", out, audit.KeyID(pub), out, out)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&out, "out", "", "where to write the private key (the public key goes to FILE.pub)")
+	return c
 }
 
 // validate checks the flag combinations.
@@ -208,8 +248,6 @@ func (o *AuditOptions) validate() error {
 		return usageError{fmt.Errorf("-o %q: the only output format is json", o.Output)}
 	case o.DB != "" && o.Gateway != "":
 		return usageError{errors.New("--db and --gateway exclude each other: read the file or ask the gateway")}
-	case o.PublicKey != "" && o.DB == "":
-		return usageError{errors.New("--public-key authenticates a --db file offline; through the gateway, verify uses the gateway's own key")}
 	case o.Command == "tail" && o.Follow && o.DB != "":
 		return usageError{errors.New("tail -f follows the running gateway; --db reads a stopped gateway's file")}
 	case o.Command == "export" && o.Format != "jsonl" && o.Format != "csv":
@@ -275,7 +313,8 @@ type auditReader interface {
 	lookup(ctx context.Context, ref string) ([]audit.Record, error)
 	session(ctx context.Context, id string) ([]audit.Record, error)
 	export(ctx context.Context, f audit.Filter, format string, w io.Writer) error
-	verify(ctx context.Context) (*audit.VerifyResponse, error)
+	// verify proves the log against its signed heads and heads.
+	verify(ctx context.Context, heads []audit.Checkpoint) (*audit.VerifyResponse, error)
 	// follow calls fn for each matching record with seq > after as it is
 	// written, until ctx ends or the stream does.
 	follow(ctx context.Context, f audit.Filter, after uint64, fn func(audit.Record) error) error
@@ -348,7 +387,23 @@ func writeRecords(w io.Writer, output string, recs []audit.Record, text func(io.
 }
 
 func auditVerify(ctx context.Context, opts *AuditOptions, r auditReader) error {
-	rep, err := r.verify(ctx)
+	var heads []audit.Checkpoint
+	if opts.Head != "" {
+		var in io.Reader = opts.F.IO.In
+		if opts.Head != "-" {
+			f, err := os.Open(opts.Head)
+			if err != nil {
+				return fmt.Errorf("--head: %w", err)
+			}
+			defer f.Close()
+			in = f
+		}
+		var err error
+		if heads, err = audit.ParseHeads(in); err != nil {
+			return fmt.Errorf("--head: %w", err)
+		}
+	}
+	rep, err := r.verify(ctx, heads)
 	if err != nil {
 		return err
 	}
@@ -400,7 +455,7 @@ func printVerifyReport(w io.Writer, rep *audit.VerifyResponse, offline bool) {
 	case offline && rep.Checkpoints > 0:
 		fmt.Fprintln(w, "checkpoint signatures were not checked: pass --public-key to authenticate them")
 	case !offline:
-		fmt.Fprintln(w, "the gateway does not sign this log (audit.signing_key_file)")
+		fmt.Fprintln(w, "no signed head verified")
 	}
 }
 
@@ -482,7 +537,7 @@ func openAuditReader(opts *AuditOptions) (auditReader, error) {
 		return nil, err
 	}
 	hc := f.HTTPClient()
-	return &apiReader{hc: hc, gw: gw, src: tokenSourceFor(f, home, prof, gw, hc)}, nil
+	return &apiReader{hc: hc, gw: gw, src: tokenSourceFor(f, home, prof, gw, hc), home: home, publicKey: opts.PublicKey, errOut: f.IO.ErrOut}, nil
 }
 
 // Bounds on what bridge reads from the gateway.
@@ -494,10 +549,15 @@ const (
 
 // apiReader reads the log through the gateway's audit API.
 type apiReader struct {
-	hc  *http.Client
-	gw  string
-	src auth.AccessTokenSource
+	hc        *http.Client
+	gw        string
+	src       auth.AccessTokenSource
+	home      string
+	publicKey string
+	errOut    io.Writer
 }
+
+func (a *apiReader) pins() *auditPins { return newAuditPins(a.home, a.gw) }
 
 func (a *apiReader) Close() error { return nil }
 
@@ -664,12 +724,98 @@ func (a *apiReader) export(ctx context.Context, f audit.Filter, format string, w
 	return nil
 }
 
-func (a *apiReader) verify(ctx context.Context) (*audit.VerifyResponse, error) {
-	var rep audit.VerifyResponse
-	if err := a.getJSON(ctx, "/v1/audit/verify", nil, &rep); err != nil {
+// verify downloads the records and the stored heads and verifies them
+// here, against the pinned key and the last head this client verified.
+func (a *apiReader) verify(ctx context.Context, heads []audit.Checkpoint) (*audit.VerifyResponse, error) {
+	pub, err := a.trustedKey(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return &rep, nil
+	var hr audit.HeadsResponse
+	if err := a.getJSON(ctx, "/v1/audit/heads", nil, &hr); err != nil {
+		return nil, err
+	}
+	resp, err := a.get(ctx, "/v1/audit/export", url.Values{"format": {"jsonl"}}, "application/x-ndjson")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	recs, err := readExport(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	store := audit.LoadMemStore(recs, hr.Heads)
+	pin := a.pins()
+	if last, err := pin.lastHead(); err != nil {
+		return nil, err
+	} else if last != nil {
+		heads = append(heads, *last)
+	}
+	rep, err := audit.VerifyWith(ctx, store, audit.VerifyOptions{PublicKeys: []ed25519.PublicKey{pub}, Heads: heads})
+	if err != nil {
+		return nil, err
+	}
+	out := &audit.VerifyResponse{OK: rep.OK(), VerifyReport: *rep, KeyIDs: []string{audit.KeyID(pub)}}
+	if rep.OK() {
+		if err := pin.saveHead(newestHead(hr.Heads, rep.Last)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// trustedKey is --public-key, else the key pinned for this gateway, else
+// the gateway's key, pinned now (trust on first use, said on stderr).
+func (a *apiReader) trustedKey(ctx context.Context) (ed25519.PublicKey, error) {
+	if a.publicKey != "" {
+		return audit.LoadPublicKeyFile(a.publicKey)
+	}
+	pin := a.pins()
+	if pub, err := pin.key(); err != nil || pub != nil {
+		return pub, err
+	}
+	var h audit.HeadResponse
+	if err := a.getJSON(ctx, "/v1/audit/head", nil, &h); err != nil {
+		return nil, err
+	}
+	pub, err := audit.ParsePublicKeyPEM([]byte(h.PublicKey))
+	if err != nil {
+		return nil, fmt.Errorf("the gateway did not send a usable public key: %w", err)
+	}
+	if err := pin.saveKey(pub); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(a.errOut, "pinned the audit key %s of %s on first use (%s); pass --public-key to check against a key you hold\n", audit.KeyID(pub), a.gw, pin.dir)
+	return pub, nil
+}
+
+// newestHead returns the newest head covering at most last records.
+func newestHead(hs []audit.Checkpoint, last uint64) *audit.Checkpoint {
+	var out *audit.Checkpoint
+	for i := range hs {
+		if h := hs[i]; h.Seq <= last && h.Frontier == nil && (out == nil || h.Seq >= out.Seq) {
+			out = &hs[i]
+		}
+	}
+	return out
+}
+
+// readExport decodes a JSONL export.
+func readExport(r io.Reader) ([]audit.Record, error) {
+	sc := bufio.NewScanner(io.LimitReader(r, maxAuditJSON))
+	sc.Buffer(make([]byte, 0, 64<<10), maxAuditSSELine)
+	var out []audit.Record
+	for sc.Scan() {
+		rec, err := audit.DecodeRecord(sc.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("the gateway sent an unreadable record: %w", err)
+		}
+		out = append(out, rec)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("the export was cut off: %w", err)
+	}
+	return out, nil
 }
 
 func (a *apiReader) head(ctx context.Context) (*audit.HeadResponse, error) {
@@ -788,8 +934,8 @@ func (d *dbReader) export(ctx context.Context, f audit.Filter, format string, w 
 	return err
 }
 
-func (d *dbReader) verify(ctx context.Context) (*audit.VerifyResponse, error) {
-	var vo audit.VerifyOptions
+func (d *dbReader) verify(ctx context.Context, heads []audit.Checkpoint) (*audit.VerifyResponse, error) {
+	vo := audit.VerifyOptions{Heads: heads}
 	if d.pub != nil {
 		vo.PublicKeys = []ed25519.PublicKey{d.pub}
 	}

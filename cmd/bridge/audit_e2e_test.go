@@ -127,11 +127,13 @@ func TestGatewayKilledUnderLoad(t *testing.T) {
 	dbPath := filepath.Join(dir, "bridge.db")
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
 storage: {path: %q}
+audit: {signing_key_file: %q, witness: {file: %q}}
 identity: {issuer: %q, audience: api://bridge-test, client_id: bridge-test-cli}
 servers:
   demo: {transport: stdio, command: %q, args: [demo-server]}
 policy: {default: allow}
-`, dbPath, w.okta.Issuer(), bridgeBin)
+`, dbPath, filepath.Join(dir, "audit-key.pem"), filepath.Join(dir, "audit-heads.jsonl"), w.okta.Issuer(), bridgeBin)
+	ensureAuditKey(t, dir)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

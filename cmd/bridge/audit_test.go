@@ -224,7 +224,6 @@ func TestAuditUsageErrors(t *testing.T) {
 	for name, mod := range map[string]func(*AuditOptions){
 		"bad output":             func(o *AuditOptions) { o.Output = "yaml" },
 		"db and gateway":         func(o *AuditOptions) { o.DB = "x.db" },
-		"public key without db":  func(o *AuditOptions) { o.Command, o.PublicKey = "verify", "k.pem" },
 		"tail -f on a file":      func(o *AuditOptions) { o.Command, o.Follow, o.DB, o.Gateway = "tail", true, "x.db", "" },
 		"export without format":  func(o *AuditOptions) { o.Command = "export" },
 		"export in xml":          func(o *AuditOptions) { o.Command, o.Format = "export", "xml" },

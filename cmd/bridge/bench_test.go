@@ -54,6 +54,7 @@ import (
 const benchConfig = `
 listen: 127.0.0.1:0
 storage: {path: "{{DATA}}/bridge.db"}
+audit: {signing_key_file: "{{DATA}}/audit-key.pem", witness: {file: "{{DATA}}/audit-heads.jsonl"}}
 identity:
   issuer: {{ISSUER}}
   audience: api://bridge-bench
@@ -91,7 +92,9 @@ func startBenchGateway(tb testing.TB) *benchGateway {
 	if err := okta.SetIssuer(oktaSrv.URL + fakeokta.DefaultPath); err != nil {
 		tb.Fatal(err)
 	}
-	yaml := strings.NewReplacer("{{ISSUER}}", okta.Issuer(), "{{BIN}}", bridgeBin, "{{DATA}}", filepath.ToSlash(benchStorageDir(tb))).Replace(benchConfig)
+	dataDir := benchStorageDir(tb)
+	ensureAuditKey(tb, dataDir)
+	yaml := strings.NewReplacer("{{ISSUER}}", okta.Issuer(), "{{BIN}}", bridgeBin, "{{DATA}}", filepath.ToSlash(dataDir)).Replace(benchConfig)
 	cfg, err := config.Load("bench.yaml", []byte(yaml), config.Env{
 		Getenv:   func(string) (string, bool) { return "", false },
 		ReadFile: os.ReadFile,

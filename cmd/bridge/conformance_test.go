@@ -71,6 +71,7 @@ var conformanceFlaky = map[string]bool{
 const conformanceConfig = `
 listen: 127.0.0.1:0
 storage: {path: "{{DATA}}/bridge.db"}
+audit: {signing_key_file: "{{DATA}}/audit-key.pem", witness: {file: "{{DATA}}/audit-heads.jsonl"}}
 identity:
   issuer: {{ISSUER}}
   audience: api://bridge-test
@@ -434,7 +435,9 @@ func startConformanceGateway(t *testing.T, upstream string) *conformanceGateway 
 	if err := okta.SetIssuer(oktaSrv.URL + fakeokta.DefaultPath); err != nil {
 		t.Fatal(err)
 	}
-	yaml := strings.NewReplacer("{{ISSUER}}", okta.Issuer(), "{{UPSTREAM}}", upstream, "{{DATA}}", t.TempDir()).Replace(conformanceConfig)
+	dataDir := t.TempDir()
+	ensureAuditKey(t, dataDir)
+	yaml := strings.NewReplacer("{{ISSUER}}", okta.Issuer(), "{{UPSTREAM}}", upstream, "{{DATA}}", dataDir).Replace(conformanceConfig)
 	cfg, err := config.Load("conformance.yaml", []byte(yaml), config.Env{
 		Getenv:   func(string) (string, bool) { return "", false },
 		ReadFile: os.ReadFile,

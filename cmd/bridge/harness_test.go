@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,6 +92,7 @@ type world struct {
 const e2eConfig = `
 listen: 127.0.0.1:0
 storage: {path: "{{DATA}}/bridge.db"}
+audit: {signing_key_file: "{{DATA}}/audit-key.pem", witness: {file: "{{DATA}}/audit-heads.jsonl"}}
 identity:
   issuer: {{ISSUER}}
   audience: api://bridge-test
@@ -134,6 +136,7 @@ func newWorldWithExtra(t *testing.T, rules, extra string) *world {
 	if err := okta.SetIssuer(w.oktaSrv.URL + fakeokta.DefaultPath); err != nil {
 		t.Fatal(err)
 	}
+	ensureAuditKey(t, w.data)
 	w.start("127.0.0.1:0")
 	t.Cleanup(func() {
 		w.stop()
@@ -617,9 +620,22 @@ type faultyStore struct {
 	fail atomic.Bool
 }
 
-func (s *faultyStore) Append(ctx context.Context, recs []audit.Record, cp *audit.Checkpoint) error {
+func (s *faultyStore) Append(ctx context.Context, recs []audit.Record, cps []audit.Checkpoint) error {
 	if s.fail.Load() {
 		return errors.New("disk full (injected)")
 	}
-	return s.Store.Append(ctx, recs, cp)
+	return s.Store.Append(ctx, recs, cps)
+}
+
+// ensureAuditKey makes the audit signing key the test configurations name
+// ({{DATA}}/audit-key.pem), unless it exists.
+func ensureAuditKey(tb testing.TB, dir string) {
+	tb.Helper()
+	p := filepath.Join(dir, "audit-key.pem")
+	if _, err := os.Stat(p); err == nil {
+		return
+	}
+	if _, err := audit.WriteNewKey(p, rand.Reader); err != nil {
+		tb.Fatal(err)
+	}
 }
