@@ -53,43 +53,13 @@ func ParseAction(s string) (Action, error) {
 	return Deny, fmt.Errorf("unknown action %q (want allow, deny or approve)", s)
 }
 
-// Methods a rule may name in `methods`.
 const (
-	MethodToolsCall       = "tools/call"
-	MethodResourcesRead   = "resources/read"
-	MethodPromptsGet      = "prompts/get"
-	MethodToolsList       = "tools/list"
-	MethodSamplingCreate  = "sampling/createMessage"
-	MethodElicitCreate    = "elicitation/create"
-	MethodRootsList       = "roots/list"
 	defaultRuleMethod     = MethodToolsCall
 	defaultDenyReasonFmt  = "Denied by policy rule %q."
 	defaultNoMatchReason  = "No policy rule matched; the default action is %s."
 	defaultRuleName       = "default"
 	versionDigestHexChars = 16
 )
-
-// methodBit maps a method to its bit in a rule's method set; 0 for methods
-// no rule can name.
-func methodBit(m string) uint8 {
-	switch m {
-	case MethodToolsCall:
-		return 1 << 0
-	case MethodResourcesRead:
-		return 1 << 1
-	case MethodPromptsGet:
-		return 1 << 2
-	case MethodToolsList:
-		return 1 << 3
-	case MethodSamplingCreate:
-		return 1 << 4
-	case MethodElicitCreate:
-		return 1 << 5
-	case MethodRootsList:
-		return 1 << 6
-	}
-	return 0
-}
 
 // ApprovalSpec is a compiled approval requirement. Decisions share it with
 // the Policy: treat it as read-only.
@@ -149,6 +119,7 @@ type Policy struct {
 	defReason   string
 	version     string
 	cfg         Config // normalized: defaults filled in
+	warnings    []FieldError
 }
 
 // rule is one compiled rule.
@@ -156,7 +127,8 @@ type rule struct {
 	index         int
 	name          string
 	cfg           RuleConfig // normalized
-	methods       uint8
+	methods       methodSet
+	methodGlobs   []glob // match methods outside knownMethods
 	servers       []string
 	tools         []glob
 	users         []glob // lowercased patterns
@@ -191,11 +163,20 @@ func (p *Policy) Config() Config { return p.cfg }
 // Len returns the number of rules.
 func (p *Policy) Len() int { return len(p.rules) }
 
-// validator collects field errors.
-type validator struct{ errs []FieldError }
+// Warnings are the problems Compile found that do not stop the policy from
+// working but probably are not what the admin meant, such as a method name
+// one letter away from a known one.
+func (p *Policy) Warnings() []FieldError { return p.warnings }
+
+// validator collects field errors and warnings.
+type validator struct{ errs, warnings []FieldError }
 
 func (v *validator) add(path, format string, a ...any) {
 	v.errs = append(v.errs, FieldError{Path: path, Message: fmt.Sprintf(format, a...)})
+}
+
+func (v *validator) warn(path, format string, a ...any) {
+	v.warnings = append(v.warnings, FieldError{Path: path, Message: fmt.Sprintf(format, a...)})
 }
 
 // Compile validates cfg and compiles it: globs, regular expressions and CEL
@@ -277,6 +258,7 @@ func Compile(cfg Config, opts CompileOptions) (*Policy, error) {
 	}
 
 	p.cfg = norm
+	p.warnings = v.warnings
 	canon, err := json.Marshal(norm)
 	if err != nil {
 		return nil, fmt.Errorf("policy: encoding the configuration: %w", err)
@@ -302,13 +284,7 @@ func compileRule(v *validator, env *cel.Env, i int, rc RuleConfig, known map[str
 	if len(rc.Methods) == 0 {
 		n.Methods = []string{defaultRuleMethod}
 	}
-	for j, m := range n.Methods {
-		bit := methodBit(m)
-		if bit == 0 {
-			v.add(atN("methods", j), "unknown method %q (want one of %s)", m, strings.Join(allMethods(), ", "))
-		}
-		r.methods |= bit
-	}
+	r.methods, r.methodGlobs = compileMethods(v, i, n.Methods)
 
 	for j, s := range rc.Servers {
 		switch {
@@ -460,11 +436,6 @@ func compileApproval(v *validator, path string, ac ApprovalConfig) (*ApprovalSpe
 		Hold:         ac.Hold,
 	}
 	return spec, ac
-}
-
-func allMethods() []string {
-	return []string{MethodToolsCall, MethodResourcesRead, MethodPromptsGet, MethodToolsList,
-		MethodSamplingCreate, MethodElicitCreate, MethodRootsList}
 }
 
 func keys(m map[string]bool) []string {

@@ -34,14 +34,17 @@ type RuleConfig struct {
 	// Tools are globs ('*' any run of characters, including '/'; '?' one
 	// character; everything else literal, case-sensitive) over the target
 	// name: the tool name for tools/call, the resource URI for
-	// resources/read and the prompt name for prompts/get. The other methods
-	// have an empty target name, which only "*" (or an omitted tools list)
-	// matches.
+	// resources/read, resources/subscribe and resources/unsubscribe, the
+	// prompt name for prompts/get, the prompt name or resource URI that
+	// completion/complete completes, and the tool that created the task for
+	// tasks/get, tasks/result and tasks/cancel. The other methods have an
+	// empty target name, which only "*" (or an omitted tools list) matches.
 	Tools []string `yaml:"tools" json:"tools,omitempty"`
 	// Methods are the MCP methods the rule applies to; omitted means
-	// [tools/call]. Allowed: tools/call, resources/read, prompts/get,
-	// tools/list, and the server-to-client requests sampling/createMessage,
-	// elicitation/create and roots/list.
+	// [tools/call]. Any method may be named, and a name may be a glob
+	// ("tasks/*", "*"); only protocol plumbing (initialize, ping and
+	// notifications), which the gateway always lets through, may not. See
+	// Policy.Decide for what each method gets when no rule matches it.
 	Methods []string `yaml:"methods" json:"methods,omitempty"`
 	// Users are globs over the caller's user name (email or subject),
 	// matched case-insensitively.

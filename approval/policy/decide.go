@@ -14,8 +14,11 @@ import (
 // Input is one call to decide.
 //
 // Tool is the target name that `tools` globs match: the tool name for
-// tools/call, the resource URI for resources/read, the prompt name for
-// prompts/get, and empty for tools/list and the server-to-client requests
+// tools/call, the resource URI for resources/read, resources/subscribe and
+// resources/unsubscribe, the prompt name for prompts/get, the prompt name
+// or resource URI a completion/complete completes, the tool that created
+// the task for tasks/get, tasks/result and tasks/cancel, and empty for the
+// list methods, logging/setLevel and the server-to-client requests
 // (sampling/createMessage, elicitation/create, roots/list). Args are the
 // call's arguments: params.arguments for tools/call and prompts/get, and the
 // whole params object for the other methods; nil means none.
@@ -26,6 +29,13 @@ type Input struct {
 	Method string
 	Tool   string
 	Args   json.RawMessage
+	// Ref is completion/complete's reference type, RefPrompt or
+	// RefResource: it says whether Tool is a prompt or a resource.
+	Ref string
+	// Task is, for tasks/get, tasks/result and tasks/cancel, the decision
+	// of the call that created the task (the gateway keeps it); nil refuses
+	// the call when no rule decides it.
+	Task *Decision
 }
 
 // Decision is the outcome for one call.
@@ -54,7 +64,7 @@ type Decision struct {
 // input is computed at most once, and only when a rule needs it.
 type evalState struct {
 	in        Input
-	methodBit uint8
+	methodBit methodSet
 	// serverChecked is set when the rules come from the server index, which
 	// already guarantees that each names the input's server or none.
 	serverChecked bool
@@ -204,7 +214,7 @@ func (r *rule) eval(st *evalState, explain bool) (v verdict, why, errMsg string)
 // matchStatic matches everything but the argument and CEL conditions.
 func (r *rule) matchStatic(st *evalState, explain bool) (ok bool, why string) {
 	in := &st.in
-	if r.methods&st.methodBit == 0 {
+	if !r.matchMethod(st) {
 		if explain {
 			why = fmt.Sprintf("methods: %s not in [%s]", quoteEmpty(in.Method), strings.Join(r.cfg.Methods, ", "))
 		}
@@ -222,26 +232,31 @@ func (r *rule) matchStatic(st *evalState, explain bool) (ok bool, why string) {
 		}
 		return false, why
 	}
-	if len(r.users) > 0 && !anyGlob(r.users, st.user()) {
+	if !r.matchCaller(st) {
 		if explain {
-			why = fmt.Sprintf("users: %s matches none of [%s]", quoteEmpty(in.User), strings.Join(r.cfg.Users, ", "))
+			why = r.callerMismatch(st)
 		}
 		return false, why
 	}
-	if len(r.groups) > 0 && !holdsAny(in.Groups, r.groups) {
-		if explain {
-			why = fmt.Sprintf("groups: holds none of [%s]", strings.Join(r.groups, ", "))
-		}
-		return false, why
-	}
-	if len(r.groupsNot) > 0 && holdsAny(in.Groups, r.groupsNot) {
-		if explain {
-			why = fmt.Sprintf("groups_not: holds one of [%s]", strings.Join(r.groupsNot, ", "))
-		}
-		return false, why
-	}
-
 	return true, ""
+}
+
+// matchCaller matches users, groups and groups_not.
+func (r *rule) matchCaller(st *evalState) bool {
+	return (len(r.users) == 0 || anyGlob(r.users, st.user())) &&
+		(len(r.groups) == 0 || holdsAny(st.in.Groups, r.groups)) &&
+		(len(r.groupsNot) == 0 || !holdsAny(st.in.Groups, r.groupsNot))
+}
+
+// callerMismatch says which of users, groups and groups_not failed.
+func (r *rule) callerMismatch(st *evalState) string {
+	switch {
+	case len(r.users) > 0 && !anyGlob(r.users, st.user()):
+		return fmt.Sprintf("users: %s matches none of [%s]", quoteEmpty(st.in.User), strings.Join(r.cfg.Users, ", "))
+	case len(r.groups) > 0 && !holdsAny(st.in.Groups, r.groups):
+		return fmt.Sprintf("groups: holds none of [%s]", strings.Join(r.groups, ", "))
+	}
+	return fmt.Sprintf("groups_not: holds one of [%s]", strings.Join(r.groupsNot, ", "))
 }
 
 // matchConditions evaluates args_contain, args_match and when.
@@ -353,14 +368,30 @@ func (p *Policy) candidates(server string) []int32 {
 	return p.anyServer
 }
 
-// Decide returns the decision for in: the first rule that matches decides,
-// and the default action applies when none does.
+// Decide returns the decision for in: the first rule that matches decides.
+// When none does, the method's fallback applies: `default` for tools/call,
+// resources/read, prompts/get, the server-to-client requests and every
+// method the policy does not know; allow for the list methods (whose
+// results the gateway filters), logging/setLevel and resources/unsubscribe;
+// the creating call's decision for tasks/get, tasks/result and
+// tasks/cancel. completion/complete and resources/subscribe are refused
+// unless the method they depend on (prompts/get or resources/read of the
+// same target) would be allowed; then their own rules decide, and allow
+// when none matches.
 //
 // Decide compiles nothing; it parses the arguments at most once per
 // representation it needs (canonical JSON for args_match and args_contain, a
 // CEL map for `when`), and only when a rule that passed every other matcher
 // needs them.
 func (p *Policy) Decide(in Input) Decision {
+	var fallback Decision
+	if classOf(in.Method) == classDependent {
+		dep, ok := p.dependencyDecision(in)
+		if !ok {
+			return dep
+		}
+		fallback = dep
+	}
 	st := evalState{in: in, methodBit: methodBit(in.Method), serverChecked: true}
 	for _, i := range p.candidates(in.Server) {
 		r := &p.rules[i]
@@ -368,6 +399,62 @@ func (p *Policy) Decide(in Input) Decision {
 		if v != noMatch {
 			return r.decision(errMsg)
 		}
+	}
+	if classOf(in.Method) == classDependent {
+		return fallback
+	}
+	return p.fallbackDecision(in)
+}
+
+// dependencyDecision decides the method a dependent call needs. ok is false
+// when that method would not allow the call: the returned Decision then
+// refuses it. When ok, the Decision is what the dependent call gets if no
+// rule of its own matches: allowed, with the dependency's rule and mask.
+func (p *Policy) dependencyDecision(in Input) (Decision, bool) {
+	depIn, known := dependencyInput(in)
+	if !known {
+		return Decision{Action: Deny, Rule: defaultRuleName, RuleIndex: -1,
+			Reason: fmt.Sprintf("%s needs a %s or %s reference.", in.Method, RefPrompt, RefResource)}, false
+	}
+	dm := depIn.Method
+	dep := p.Decide(depIn)
+	if dep.Action != Allow {
+		what := "denies it"
+		if dep.Action == Approve {
+			what = "holds it for approval, and " + in.Method + " is never held"
+		}
+		return Decision{Action: Deny, Rule: dep.Rule, RuleIndex: dep.RuleIndex, EvalError: dep.EvalError,
+			Reason: fmt.Sprintf("%s of %q is refused because %s of it is not allowed (rule %q %s).", in.Method, in.Tool, dm, dep.Rule, what)}, false
+	}
+	return Decision{Action: Allow, Rule: dep.Rule, RuleIndex: dep.RuleIndex, Mask: dep.Mask,
+		Reason: fmt.Sprintf("%s of %q follows %s of it, which rule %q allows.", in.Method, in.Tool, dm, dep.Rule)}, true
+}
+
+// dependencyInput is the call a dependent call needs allowed: the same
+// caller and target, no arguments (so conditions on them fail closed).
+func dependencyInput(in Input) (Input, bool) {
+	dm, known := dependency(in)
+	return Input{User: in.User, Groups: in.Groups, Server: in.Server, Method: dm, Tool: in.Tool}, known
+}
+
+// fallbackDecision is the decision of a call that no rule matched.
+func (p *Policy) fallbackDecision(in Input) Decision {
+	switch classOf(in.Method) {
+	case classListing:
+		return Decision{Action: Allow, Rule: defaultRuleName, RuleIndex: -1,
+			Reason: fmt.Sprintf("No policy rule matched; %s is allowed, and its result shows only what the caller may use.", in.Method)}
+	case classSetting:
+		return Decision{Action: Allow, Rule: defaultRuleName, RuleIndex: -1,
+			Reason: fmt.Sprintf("No policy rule matched; %s is allowed: it only changes what this session is sent.", in.Method)}
+	case classTask:
+		if in.Task == nil {
+			return Decision{Action: Deny, Rule: defaultRuleName, RuleIndex: -1,
+				Reason: fmt.Sprintf("No policy rule matched, and %s carries the decision of the call that created the task, which is unknown here.", in.Method)}
+		}
+		d := *in.Task
+		d.Approval, d.Justification = nil, false
+		d.Reason = fmt.Sprintf("%s carries the decision of the call that created the task (rule %q).", in.Method, d.Rule)
+		return d
 	}
 	return p.defaultDecision()
 }
@@ -396,12 +483,20 @@ func (p *Policy) defaultDecision() Decision {
 }
 
 // VisibleTool reports whether tools/list should show tool of server to this
-// caller. It is false only when the caller can never use the tool: the first
-// rule that could match a tools/call of it by this caller is a deny that has
-// no argument or CEL condition (or, with no such rule, the default denies).
-// A conditional rule makes the tool visible, whatever follows.
+// caller: Visible for tools/call.
 func (p *Policy) VisibleTool(user string, groups []string, server, tool string) bool {
-	in := Input{User: user, Groups: groups, Server: server, Method: MethodToolsCall, Tool: tool}
+	return p.Visible(user, groups, server, MethodToolsCall, tool)
+}
+
+// Visible reports whether a list result should show target (a tool name, a
+// prompt name, a resource URI) of server to this caller, who would use it
+// with method (tools/call, prompts/get, resources/read). It is false only
+// when the caller can never use it: the first rule that could match such a
+// call is a deny that has no argument or CEL condition (or, with no such
+// rule, the default denies). A conditional rule makes the target visible,
+// whatever follows.
+func (p *Policy) Visible(user string, groups []string, server, method, target string) bool {
+	in := Input{User: user, Groups: groups, Server: server, Method: method, Tool: target}
 	st := evalState{in: in, methodBit: methodBit(in.Method), serverChecked: true}
 	for _, i := range p.candidates(server) {
 		r := &p.rules[i]
@@ -413,6 +508,45 @@ func (p *Policy) VisibleTool(user string, groups []string, server, tool string) 
 		}
 		if v, _, _ := r.eval(&st, false); v != noMatch {
 			return r.action != Deny
+		}
+	}
+	return p.def != Deny
+}
+
+// VisibleTemplate reports whether resources/templates/list should show a
+// URI template (RFC 6570, such as "db://customers/{id}") of server to this
+// caller. It is false only when no URI the template can produce could be
+// read: each {expression} is taken to match any text, and the template is
+// hidden when the first rule that could match a resources/read of such a URI
+// is an unconditional deny of every URI (a rule without tools, or with
+// "*"), or when no rule could allow one and the default denies. Otherwise
+// it is shown: a template is hidden only when it certainly cannot be used.
+func (p *Policy) VisibleTemplate(user string, groups []string, server, uriTemplate string) bool {
+	tmpl := templateGlob(uriTemplate)
+	in := Input{User: user, Groups: groups, Server: server, Method: MethodResourcesRead}
+	st := evalState{in: in, methodBit: methodBit(in.Method), serverChecked: true}
+	for _, i := range p.candidates(server) {
+		r := &p.rules[i]
+		if !r.matchMethod(&st) || !r.matchCaller(&st) {
+			continue
+		}
+		covers := len(r.tools) == 0
+		meets := covers
+		for j := range r.tools {
+			if r.tools[j].kind == globAny {
+				covers = true
+			}
+			if globsIntersect(r.tools[j].pattern, tmpl) {
+				meets = true
+			}
+		}
+		switch {
+		case !meets:
+			continue
+		case r.conditional() || r.action != Deny:
+			return true
+		case covers:
+			return false
 		}
 	}
 	return p.def != Deny

@@ -13,9 +13,7 @@
 //	  default_approval: {...}        # required with default: approve
 //	  rules:                         # first match wins
 //	    - name: writes-need-review   # unique; "rules[N]" when omitted
-//	      methods: [tools/call]      # the default; also resources/read, prompts/get,
-//	                                 # tools/list, sampling/createMessage,
-//	                                 # elicitation/create, roots/list
+//	      methods: [tools/call]      # the default; any method, or a glob ("tasks/*")
 //	      servers: [github]          # exact upstream names, checked at Compile
 //	      tools: ["create_*"]        # globs: * any run (also '/'), ? one character
 //	      users: ["*@example.com"]   # globs, case-insensitive
@@ -34,10 +32,38 @@
 //
 // All matchers that a rule sets must match; an omitted matcher matches
 // everything. The "tool" that `tools` globs match depends on the method: the
-// tool name for tools/call, the resource URI for resources/read, the prompt
-// name for prompts/get, and the empty string for tools/list and the
-// server-to-client requests (sampling/createMessage, elicitation/create,
-// roots/list), which rules therefore select by `methods` and `servers`.
+// tool name for tools/call, the resource URI for resources/read and
+// resources/(un)subscribe, the prompt name for prompts/get, the prompt or
+// URI a completion/complete completes, the creating tool for tasks/get,
+// tasks/result and tasks/cancel, and the empty string for the list methods,
+// logging/setLevel and the server-to-client requests
+// (sampling/createMessage, elicitation/create, roots/list), which rules
+// therefore select by `methods` and `servers`.
+//
+// # Every method is decided
+//
+// Protocol plumbing (initialize, ping, notifications) is never decided.
+// Every other request is, and when no rule matches it gets its method's
+// fallback:
+//
+//   - tools/call, resources/read, prompts/get, the server-to-client requests
+//     and every method this package does not know: `default`.
+//   - tools/list, prompts/list, resources/list, resources/templates/list and
+//     tasks/list: allow. The gateway filters their results, so the caller
+//     sees only what it may use; a rule naming the method can still deny it.
+//   - logging/setLevel and resources/unsubscribe: allow; they only change
+//     what the session is sent.
+//   - completion/complete and resources/subscribe depend on another method:
+//     they are refused unless prompts/get (for a ref/prompt completion) or
+//     resources/read (for a ref/resource completion and for a
+//     subscription) of the same target would be allowed outright (a target
+//     held for approval offers no completions). When it is, the method's
+//     own rules decide, and the call is allowed, with the dependency's rule
+//     and `mask:`, when none matches. A rule can narrow completions, never
+//     widen them past what the target allows.
+//   - tasks/get, tasks/result and tasks/cancel: the decision (rule and
+//     `mask:`) of the tools/call that created the task, which the caller
+//     supplies in Input.Task.
 //
 // # Failing closed
 //

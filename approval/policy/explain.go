@@ -18,6 +18,10 @@ type Explanation struct {
 	// Rules traces the rules in order, up to and including the deciding one
 	// (all of them when the default decided).
 	Rules []RuleTrace
+	// Dependency explains, for completion/complete and
+	// resources/subscribe, the call they depend on (prompts/get or
+	// resources/read of the same target).
+	Dependency *Explanation
 }
 
 // RuleTrace is how one rule fared.
@@ -38,6 +42,20 @@ type RuleTrace struct {
 // not match. It is for `bridge policy test` and debugging, not the hot path.
 func (p *Policy) Explain(in Input) Explanation {
 	ex := Explanation{Input: in, Version: p.version}
+	dependent := classOf(in.Method) == classDependent
+	var fallback Decision
+	if dependent {
+		if depIn, known := dependencyInput(in); known {
+			dx := p.Explain(depIn)
+			ex.Dependency = &dx
+		}
+		d, ok := p.dependencyDecision(in)
+		if !ok {
+			ex.Decision = d
+			return ex
+		}
+		fallback = d
+	}
 	st := evalState{in: in, methodBit: methodBit(in.Method)}
 	for i := range p.rules {
 		r := &p.rules[i]
@@ -49,7 +67,11 @@ func (p *Policy) Explain(in Input) Explanation {
 			return ex
 		}
 	}
-	ex.Decision = p.defaultDecision()
+	if dependent {
+		ex.Decision = fallback
+	} else {
+		ex.Decision = p.fallbackDecision(in)
+	}
 	return ex
 }
 
@@ -89,6 +111,12 @@ func WriteExplanation(w io.Writer, ex Explanation) error {
 	fmt.Fprintf(tw, "  server:\t%s\n", in.Server)
 	fmt.Fprintf(tw, "  method:\t%s\n", in.Method)
 	fmt.Fprintf(tw, "  tool:\t%s\n", in.Tool)
+	if in.Ref != "" {
+		fmt.Fprintf(tw, "  ref:\t%s\n", in.Ref)
+	}
+	if in.Task != nil {
+		fmt.Fprintf(tw, "  task of:\trule %s (%s)\n", in.Task.Rule, in.Task.Action)
+	}
 	if c, err := CanonicalJSON(in.Args); err != nil {
 		fmt.Fprintf(tw, "  args:\t(invalid: %v)\n", err)
 	} else {
@@ -108,11 +136,31 @@ func WriteExplanation(w io.Writer, ex Explanation) error {
 		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", tr.Index, tr.Name, tr.Action, status)
 	}
-	if d.RuleIndex < 0 {
-		fmt.Fprintf(tw, "  -\tdefault\t%s\tMATCH\n", d.Action)
+	if !anyMatched(ex.Rules) {
+		label := "default"
+		if ex.Dependency != nil {
+			label = "via " + ex.Dependency.Input.Method
+		}
+		fmt.Fprintf(tw, "  -\t%s\t%s\tMATCH\n", label, d.Action)
 	}
 	_ = tw.Flush()
+	if dx := ex.Dependency; dx != nil {
+		rule := dx.Decision.Rule
+		if dx.Decision.RuleIndex >= 0 {
+			rule = fmt.Sprintf("%s (rules[%d])", rule, dx.Decision.RuleIndex)
+		}
+		ew.printf("\ndepends on:\n  %s %s: %s by %s\n", dx.Input.Method, dx.Input.Tool, dx.Decision.Action, rule)
+	}
 	return ew.err
+}
+
+func anyMatched(rules []RuleTrace) bool {
+	for _, tr := range rules {
+		if tr.Matched {
+			return true
+		}
+	}
+	return false
 }
 
 // WriteSummary writes what `bridge policy check` prints: the version, the

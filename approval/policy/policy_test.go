@@ -253,7 +253,7 @@ func TestValidationErrors(t *testing.T) {
 		Rules: []RuleConfig{
 			{Name: "ok", Action: "allow"},
 			{Name: "ok", Servers: []string{"githb"}, Action: "allow"},
-			{Name: "bad", Methods: []string{"tools/call", "tools/cal"}, ArgsMatch: "(", Action: "permit"},
+			{Name: "bad", Methods: []string{"tools/call", "initialize"}, ArgsMatch: "(", Action: "permit"},
 			{Name: "appr", Action: "approve"},
 			{Name: "appr2", Action: "approve", Approval: &ApprovalConfig{MinApprovals: -1, Timeout: time.Minute, Hold: 2 * time.Minute}},
 			{Name: "default", Action: "allow", Approval: &ApprovalConfig{Approvers: []string{"x"}}, Justification: "maybe"},
@@ -269,7 +269,7 @@ func TestValidationErrors(t *testing.T) {
 		{"default", `unknown action "maybe" (want allow, deny or approve)`},
 		{"rules[1].servers[0]", `unknown server "githb" (did you mean "github"?)`},
 		{"rules[1].name", `duplicate rule name "ok" (also rules[0])`},
-		{"rules[2].methods[1]", `unknown method "tools/cal" (want one of tools/call, resources/read, prompts/get, tools/list, sampling/createMessage, elicitation/create, roots/list)`},
+		{"rules[2].methods[1]", `"initialize" is protocol plumbing: the gateway always lets it through, so no rule can decide it`},
 		{"rules[2].args_match", "invalid regular expression: missing closing ): `(`"},
 		{"rules[2].action", `unknown action "permit" (want allow, deny or approve)`},
 		{"rules[3].approval", "action approve needs approval.approvers"},
