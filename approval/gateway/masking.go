@@ -27,6 +27,7 @@ func Masking(set *mask.Set, serverProfiles map[string]string, pol *policy.Policy
 					profile = d.Mask
 				}
 			}
+			profile = taskProfile(x, m, profile)
 			masker, ok := set.Profile(profile)
 			if !ok {
 				return bridge.Verdict{}, fmt.Errorf("masking profile %q does not exist", profile)

@@ -115,6 +115,9 @@ type StageDeps struct {
 	Recorder *Recorder
 	// Pinning watches tool definitions; nil turns it off.
 	Pinning *Pinning
+	// Tasks binds MCP tasks to their sessions; nil gives the policy stage
+	// a table of its own that is not told when sessions end.
+	Tasks *Tasks
 	// Extra stages run innermost, just before forwarding (tests use it).
 	Extra []Middleware
 }
@@ -131,7 +134,7 @@ func DefaultStages(cfg *config.Config, deps StageDeps) []Middleware {
 		stages = append(stages, deps.Pinning.Middleware())
 	}
 	stages = append(stages,
-		Policy(cfg.CompiledPolicy, deps.Holder),
+		Policy(cfg.CompiledPolicy, deps.Holder, deps.Tasks),
 		Masking(cfg.Masks, serverProfiles(cfg), cfg.CompiledPolicy),
 	)
 	return append(stages, deps.Extra...)

@@ -2,17 +2,12 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/seed-3f9f6f16/bridge/approval/policy"
+	"github.com/seed-3f9f6f16/bridge/auth"
 	"github.com/seed-3f9f6f16/bridge/bridge"
 )
-
-// decidedMethods are the client requests that policy decides.
-var decidedMethods = map[string]bool{
-	policy.MethodToolsCall: true, "resources/read": true, "prompts/get": true,
-}
 
 // upstreamRequests are the requests an upstream sends to the client that
 // policy may refuse, so an upstream cannot use the user's model or read
@@ -27,12 +22,20 @@ type Holder interface {
 	Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Message, d policy.Decision) (bridge.Verdict, error)
 }
 
-// Policy decides every tools/call, resources/read and prompts/get, filters
-// tools/list, and decides the upstream's sampling, elicitation and roots
-// requests. A denial of tools/call is a tool result with isError that names
-// the rule and reason, so the model can read it; other methods get a
-// JSON-RPC error.
-func Policy(pol *policy.Policy, holder Holder) Middleware {
+// Policy decides every client request except protocol plumbing
+// (initialize, ping and notifications, which pass), known method or not;
+// filters the results of tools/list, prompts/list, resources/list,
+// resources/templates/list and tasks/list to what the caller may use; binds
+// MCP tasks to the session that created them (see Tasks); and decides the
+// upstream's sampling, elicitation and roots requests. A denial of
+// tools/call is a tool result with isError that names the rule and reason,
+// so the model can read it; other methods get a JSON-RPC error. tasks may
+// be nil, for a table of the default size that is never told of session
+// ends.
+func Policy(pol *policy.Policy, holder Holder, tasks *Tasks) Middleware {
+	if tasks == nil {
+		tasks = NewTasks(0, 0)
+	}
 	return func(next bridge.Filter) bridge.Filter {
 		return bridge.FilterFunc(func(ctx context.Context, x *bridge.Exchange, m *bridge.Message) (bridge.Verdict, error) {
 			note := noteFrom(ctx)
@@ -46,24 +49,11 @@ func Policy(pol *policy.Policy, holder Holder) Middleware {
 				}
 			}
 			switch {
-			case m.Kind == bridge.KindRequest && x.Direction == bridge.FromClient && decidedMethods[m.Method]:
-				d := decisionOf(pol, x, m)
-				note.Decision, note.Rule, note.Reason = d.Action.String(), d.Rule, d.Reason
-				switch d.Action {
-				case policy.Allow:
+			case m.Kind == bridge.KindRequest && x.Direction == bridge.FromClient:
+				if policy.IsPlumbing(m.Method) {
 					return next.Filter(ctx, x, m)
-				case policy.Approve:
-					if holder == nil {
-						return denial(m, d.Rule, "this call needs approval, and this gateway has no approval queue configured")
-					}
-					v, err := holder.Hold(ctx, x, m, d)
-					if err != nil || v.Forward == nil {
-						return v, err
-					}
-					return next.Filter(ctx, x, v.Forward)
-				default:
-					return denial(m, d.Rule, d.Reason)
 				}
+				return decideRequest(ctx, pol, holder, tasks, next, x, m)
 			case m.Kind == bridge.KindRequest && x.Direction == bridge.FromUpstream && upstreamRequests[m.Method]:
 				d := pol.Decide(policyInput(x, m))
 				note.Decision, note.Rule, note.Reason = d.Action.String(), d.Rule, d.Reason
@@ -71,43 +61,142 @@ func Policy(pol *policy.Policy, holder Holder) Middleware {
 					return bridge.Verdict{Reply: bridge.NewError(m.ID, bridge.CodeRefused,
 						fmt.Sprintf("bridge: the gateway's policy does not allow this server to use %s (rule %q)", m.Method, d.Rule))}, nil
 				}
+				tasks.noteRelated(x, m)
 				return next.Filter(ctx, x, m)
-			case m.Kind == bridge.KindResponse && x.Direction == bridge.FromUpstream && x.Request != nil && x.Request.Method == policy.MethodToolsCall:
-				v, err := next.Filter(ctx, x, m)
-				if a, ok := holder.(*Approvals); ok && err == nil && v.Forward != nil {
-					v.Forward = a.Annotate(x, v.Forward)
+			case m.Kind == bridge.KindResponse && x.Direction == bridge.FromUpstream && x.Request != nil:
+				return filterResponse(ctx, pol, holder, tasks, next, x, m)
+			case x.Direction == bridge.FromUpstream:
+				if !tasks.noteRelated(x, m) {
+					note.Decision, note.Reason = "dropped", "status of a task this session did not create"
+					return bridge.Verdict{}, nil
 				}
-				return v, err
-			case m.Kind == bridge.KindResponse && x.Direction == bridge.FromUpstream && x.Request != nil && x.Request.Method == "tools/list":
-				v, err := next.Filter(ctx, x, m)
-				if err != nil || v.Forward == nil {
-					return v, err
-				}
-				return filterTools(pol, x, v)
 			}
 			return next.Filter(ctx, x, m)
 		})
 	}
 }
 
+// decideRequest decides a client request that is not plumbing.
+func decideRequest(ctx context.Context, pol *policy.Policy, holder Holder, tasks *Tasks, next bridge.Filter, x *bridge.Exchange, m *bridge.Message) (bridge.Verdict, error) {
+	note := noteFrom(ctx)
+	var tk *task
+	if isTaskMethod(m.Method) {
+		t, ok := tasks.lookup(x.Session.ID, principalOf(x).Subject, CallOf(m).Target)
+		if !ok {
+			note.Decision, note.Reason = "refused", "unknown task"
+			return bridge.Verdict{Reply: bridge.NewError(m.ID, bridge.CodeInvalidParams,
+				"bridge: unknown taskId: a task can be read or cancelled only in the session whose tools/call created it")}, nil
+		}
+		tk = &t
+	}
+	d := decide(pol, tk, x, m)
+	note.Decision, note.Rule, note.Reason = d.Action.String(), d.Rule, d.Reason
+	switch d.Action {
+	case policy.Allow:
+		return next.Filter(ctx, x, m)
+	case policy.Approve:
+		if holder == nil {
+			return denial(m, d.Rule, "this call needs approval, and this gateway has no approval queue configured")
+		}
+		v, err := holder.Hold(ctx, x, m, d)
+		if err != nil || v.Forward == nil {
+			return v, err
+		}
+		return next.Filter(ctx, x, v.Forward)
+	default:
+		return denial(m, d.Rule, d.Reason)
+	}
+}
+
+// filterResponse handles an upstream's answer to a client request: it
+// annotates tool results with approval notes, remembers the tasks that
+// tools/call creates, and filters list results.
+func filterResponse(ctx context.Context, pol *policy.Policy, holder Holder, tasks *Tasks, next bridge.Filter, x *bridge.Exchange, m *bridge.Message) (bridge.Verdict, error) {
+	req := x.Request
+	v, err := next.Filter(ctx, x, m)
+	if err != nil || v.Forward == nil {
+		return v, err
+	}
+	switch req.Method {
+	case policy.MethodToolsCall:
+		tasks.noteCreated(pol, x, m)
+		if a, ok := holder.(*Approvals); ok {
+			v.Forward = a.Annotate(x, v.Forward)
+		}
+	case policy.MethodTasksGet, policy.MethodTasksCancel:
+		tasks.noteStatus(x, m)
+	}
+	spec, ok := listSpecOf(req.Method)
+	if !ok {
+		return v, nil
+	}
+	out, err := filterList(v.Forward, spec, visibleIn(pol, tasks, x, req.Method))
+	if err != nil {
+		return bridge.Verdict{}, bridge.Errorf(bridge.CodeRefused, "bridge: the gateway withheld a "+req.Method+" result it could not read", err)
+	}
+	return bridge.Verdict{Forward: out}, nil
+}
+
+// visibleIn returns what a list result of method keeps: what the caller
+// could ever use, and for tasks/list the session's own tasks.
+func visibleIn(pol *policy.Policy, tasks *Tasks, x *bridge.Exchange, method string) func(string) bool {
+	id := principalOf(x)
+	user := userOf(id)
+	server := x.Session.Server
+	switch method {
+	case policy.MethodPromptsList:
+		return func(name string) bool { return pol.Visible(user, id.Groups, server, policy.MethodPromptsGet, name) }
+	case policy.MethodResourcesList:
+		return func(uri string) bool { return pol.Visible(user, id.Groups, server, policy.MethodResourcesRead, uri) }
+	case policy.MethodResourceTemplates:
+		return func(t string) bool { return pol.VisibleTemplate(user, id.Groups, server, t) }
+	case policy.MethodTasksList:
+		return func(taskID string) bool {
+			_, ok := tasks.lookup(x.Session.ID, id.Subject, taskID)
+			return ok
+		}
+	}
+	return func(name string) bool { return pol.VisibleTool(user, id.Groups, server, name) }
+}
+
 // decisionKey names a policy's decision among a request's derived values.
 type decisionKey struct{ pol *policy.Policy }
 
-// decisionOf decides a client request once: the masking stage reads the
-// same decision (its `mask:` profile) when the response comes back.
+// decisionOf returns the decision the policy stage made on a client
+// request: the masking stage reads its `mask:` profile when the response
+// comes back. It decides (without a task) if the stage did not.
 func decisionOf(pol *policy.Policy, x *bridge.Exchange, req *bridge.Message) policy.Decision {
-	return req.Derived(decisionKey{pol}, func() any { return pol.Decide(policyInput(x, req)) }).(policy.Decision)
+	return decide(pol, nil, x, req)
+}
+
+// decide decides a client request once. tk is the task that tasks/get,
+// tasks/result and tasks/cancel act on: they are decided on its tool and
+// carry its creating call's decision.
+func decide(pol *policy.Policy, tk *task, x *bridge.Exchange, req *bridge.Message) policy.Decision {
+	return req.Derived(decisionKey{pol}, func() any {
+		in := policyInput(x, req)
+		if tk != nil {
+			d := tk.decision
+			in.Tool, in.Task = tk.tool, &d
+		}
+		return pol.Decide(in)
+	}).(policy.Decision)
+}
+
+// userOf is the name policy rules match as `users`: the email, else the
+// subject.
+func userOf(id *auth.Identity) string {
+	if id.Email != "" {
+		return id.Email
+	}
+	return id.Subject
 }
 
 // policyInput builds the policy's view of a request.
 func policyInput(x *bridge.Exchange, m *bridge.Message) policy.Input {
 	id := principalOf(x)
-	user := id.Email
-	if user == "" {
-		user = id.Subject
-	}
 	c := CallOf(m)
-	in := policy.Input{User: user, Groups: id.Groups, Server: x.Session.Server, Method: m.Method, Tool: c.Target, Args: c.Args}
+	in := policy.Input{User: userOf(id), Groups: id.Groups, Server: x.Session.Server, Method: m.Method, Tool: c.Target, Args: c.Args, Ref: c.RefType}
 	if m.Method != policy.MethodToolsCall && m.Method != "prompts/get" {
 		in.Args = m.Params
 	}
@@ -133,45 +222,4 @@ func denial(m *bridge.Message, rule, reason string) (bridge.Verdict, error) {
 // toolError is a tools/call result that reports a failure to the model.
 func toolError(text string) map[string]any {
 	return map[string]any{"content": []any{map[string]any{"type": "text", "text": text}}, "isError": true}
-}
-
-// filterTools removes from a tools/list result the tools the caller can
-// never use. Everything else in the result is kept as it came.
-func filterTools(pol *policy.Policy, x *bridge.Exchange, v bridge.Verdict) (bridge.Verdict, error) {
-	var result map[string]json.RawMessage
-	if err := json.Unmarshal(v.Forward.Result, &result); err != nil {
-		return v, nil // an error response or an odd result: nothing to filter
-	}
-	var tools []json.RawMessage
-	if err := json.Unmarshal(result["tools"], &tools); err != nil {
-		return v, nil
-	}
-	id := principalOf(x)
-	user := id.Email
-	if user == "" {
-		user = id.Subject
-	}
-	kept := tools[:0]
-	for _, t := range tools {
-		var tool struct {
-			Name string `json:"name"`
-		}
-		if json.Unmarshal(t, &tool) == nil && !pol.VisibleTool(user, id.Groups, x.Session.Server, tool.Name) {
-			continue
-		}
-		kept = append(kept, t)
-	}
-	if len(kept) == len(tools) {
-		return v, nil
-	}
-	b, err := json.Marshal(kept)
-	if err != nil {
-		return bridge.Verdict{}, err
-	}
-	result["tools"] = b
-	out, err := bridge.NewResult(v.Forward.ID, result)
-	if err != nil {
-		return bridge.Verdict{}, err
-	}
-	return bridge.Verdict{Forward: out}, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/seed-3f9f6f16/bridge/approval/queue"
 	"github.com/seed-3f9f6f16/bridge/audit"
 	"github.com/seed-3f9f6f16/bridge/auth"
+	"github.com/seed-3f9f6f16/bridge/bridge"
 )
 
 // ServeOptions configures Serve.
@@ -209,7 +210,8 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		if !cfg.Pinning.Disabled {
 			pinning = NewPinning(svc.pins, cfg.Pinning, approvals, rec, log)
 		}
-		stages := DefaultStages(cfg, StageDeps{Logger: log, Now: now, Recorder: rec, Holder: approvals, Pinning: pinning, Extra: opts.ExtraStages})
+		tasks := NewTasks(0, 0)
+		stages := DefaultStages(cfg, StageDeps{Logger: log, Now: now, Recorder: rec, Holder: approvals, Pinning: pinning, Tasks: tasks, Extra: opts.ExtraStages})
 		reviewers := queue.NewHandler(svc.queue, reviewerOf, queue.HandlerOptions{Logger: log})
 		svc.closers = append(svc.closers, reviewers.Close) // event streams end on shutdown
 		mounts := map[string]http.Handler{"/v1/approvals": reviewers, "/v1/approvals/": reviewers}
@@ -229,7 +231,11 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		}
 		g, err := New(Options{
 			Config: cfg, Verifier: v, Logger: log, Now: now, HTTPClient: opts.HTTPClient, Pipeline: stages,
-			OnSession: rec.SessionEvent, Mounts: mounts,
+			OnSession: func(info *bridge.SessionInfo, started bool, reason string) {
+				rec.SessionEvent(info, started, reason)
+				tasks.SessionEvent(info, started, reason)
+			},
+			Mounts: mounts,
 		})
 		if err != nil {
 			return nil, err
