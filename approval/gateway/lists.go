@@ -142,11 +142,12 @@ func objectMembers(obj []byte) ([]jsonMember, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errListUnreadable, err)
 		}
+		name := tok.String() // read before the next call voids the token
 		val, err := dec.ReadValue()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errListUnreadable, err)
 		}
-		out = append(out, jsonMember{name: tok.String(), value: val.Clone()})
+		out = append(out, jsonMember{name: name, value: val.Clone()})
 	}
 	if _, err := dec.ReadToken(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errListUnreadable, err)
