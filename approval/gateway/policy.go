@@ -91,9 +91,23 @@ func decideRequest(ctx context.Context, pol *policy.Policy, holder Holder, tasks
 	}
 	d := decide(pol, tk, x, m)
 	note.Decision, note.Rule, note.Reason = d.Action.String(), d.Rule, d.Reason
+	forward := func(m *bridge.Message) (bridge.Verdict, error) {
+		if !asksForTask(m) {
+			return next.Filter(ctx, x, m)
+		}
+		// The upstream may report the new task's status before it
+		// answers; filterResponse ends this when the answer comes.
+		session, owner := x.Session.ID, principalOf(x).Subject
+		tasks.creating(session, owner, 1)
+		v, err := next.Filter(ctx, x, m)
+		if err != nil || v.Forward == nil {
+			tasks.creating(session, owner, -1)
+		}
+		return v, err
+	}
 	switch d.Action {
 	case policy.Allow:
-		return next.Filter(ctx, x, m)
+		return forward(m)
 	case policy.Approve:
 		if holder == nil {
 			return denial(m, d.Rule, "this call needs approval, and this gateway has no approval queue configured")
@@ -102,7 +116,7 @@ func decideRequest(ctx context.Context, pol *policy.Policy, holder Holder, tasks
 		if err != nil || v.Forward == nil {
 			return v, err
 		}
-		return next.Filter(ctx, x, v.Forward)
+		return forward(v.Forward)
 	default:
 		return denial(m, d.Rule, d.Reason)
 	}

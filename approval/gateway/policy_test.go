@@ -335,3 +335,36 @@ func TestTaskTableIsBounded(t *testing.T) {
 		t.Errorf("a session's table took a task from another owner")
 	}
 }
+
+func TestTaskStatusBeforeTheCallIsAnswered(t *testing.T) {
+	s := newStage(t, stagePolicy)
+	s1 := session("s1")
+	up := &bridge.Exchange{Session: s1, Principal: alice, Direction: bridge.FromUpstream}
+	status := func(id string) bool {
+		n := msg(t, `{"jsonrpc":"2.0","method":"notifications/tasks/status","params":{"taskId":"`+id+`","status":"working"}}`)
+		v, err := s.f.Filter(context.Background(), up, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Forward != nil
+	}
+	if status("T1") {
+		t.Errorf("an unknown task's status was delivered with no task call in flight")
+	}
+	call := req(t, "tools/call", `{"name":"echo","task":{}}`)
+	s.send(s1, alice, call)
+	if !status("T1") {
+		t.Errorf("the first status of a task being created was dropped")
+	}
+	if _, err := s.answer(s1, call, `{"task":{"taskId":"T1","status":"working"}}`); err != nil {
+		t.Fatal(err)
+	}
+	if status("T2") || !status("T1") {
+		t.Errorf("after the answer: only the session's own task may report")
+	}
+	// A held or refused task call leaves nothing in flight.
+	s.send(s1, alice, req(t, "tools/call", `{"name":"get_env","task":{}}`))
+	if status("T3") {
+		t.Errorf("a denied task call let an unknown status through")
+	}
+}

@@ -55,6 +55,9 @@ type sessionTasks struct {
 	owner string
 	tasks map[string]*task
 	used  uint64
+	// creating counts task-augmented tools/call requests in flight: the
+	// upstream may report a new task's status before it answers the call.
+	creating int
 }
 
 // NewTasks returns an empty task table with the given bounds; zero means
@@ -90,10 +93,9 @@ func (t *Tasks) Len(session string) int {
 	return 0
 }
 
-// add remembers a task that a call in session created.
-func (t *Tasks) add(session, owner, id, tool string, d policy.Decision) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// session returns the table of session, creating it; nil when it belongs
+// to another owner. t.mu must be held.
+func (t *Tasks) sessionLocked(session, owner string) *sessionTasks {
 	t.clock++
 	s := t.sessions[session]
 	if s == nil {
@@ -104,9 +106,30 @@ func (t *Tasks) add(session, owner, id, tool string, d policy.Decision) {
 		t.sessions[session] = s
 	}
 	if s.owner != owner {
-		return // a session never changes hands; refuse to mix them
+		return nil // a session never changes hands; refuse to mix them
 	}
 	s.used = t.clock
+	return s
+}
+
+// creating notes that a task-augmented call of session went upstream
+// (delta 1) or was answered (delta -1).
+func (t *Tasks) creating(session, owner string, delta int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.sessionLocked(session, owner); s != nil {
+		s.creating = max(0, s.creating+delta)
+	}
+}
+
+// add remembers a task that a call in session created.
+func (t *Tasks) add(session, owner, id, tool string, d policy.Decision) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.sessionLocked(session, owner)
+	if s == nil {
+		return
+	}
 	if _, ok := s.tasks[id]; !ok && len(s.tasks) >= t.perSession {
 		s.evictLocked()
 	}
@@ -243,6 +266,9 @@ func isTaskMethod(method string) bool {
 // upstream, so it was allowed (or approved, and ran): its later results are
 // allowed with the same rule and mask.
 func (t *Tasks) noteCreated(pol *policy.Policy, x *bridge.Exchange, m *bridge.Message) {
+	if asksForTask(x.Request) {
+		defer t.creating(x.Session.ID, principalOf(x).Subject, -1)
+	}
 	if m.Error != nil || x.Session.Stateless {
 		// A stateless request has no session to bind a task to: its
 		// tasks are unknown, and refused.
@@ -272,6 +298,27 @@ func (t *Tasks) noteStatus(x *bridge.Exchange, m *bridge.Message) {
 	}
 }
 
+// pendingCreate reports whether session has a task-augmented call in
+// flight.
+func (t *Tasks) pendingCreate(session string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.sessions[session]
+	return s != nil && s.creating > 0
+}
+
+// asksForTask reports whether a tools/call request asks to run as a task
+// (its params carry "task").
+func asksForTask(m *bridge.Message) bool {
+	if m == nil || m.Method != policy.MethodToolsCall || !bytes.Contains(m.Params, []byte(`"task"`)) {
+		return false
+	}
+	var p struct {
+		Task jsontext.Value `json:"task"`
+	}
+	return jsonv2.Unmarshal(m.Params, &p) == nil && p.Task != nil
+}
+
 // taskMaskKey names, among an upstream message's derived values, the
 // masking profile of the task it is about.
 type taskMaskKey struct{}
@@ -292,7 +339,11 @@ func (t *Tasks) noteRelated(x *bridge.Exchange, m *bridge.Message) bool {
 	}
 	tk, known := t.lookup(x.Session.ID, principalOf(x).Subject, id)
 	if !known {
-		return !status
+		// The upstream may report a task's first status before it answers
+		// the call that created it: while such a call is in flight, the
+		// status of a task not yet known is delivered (masked with the
+		// server's profile); otherwise it is dropped.
+		return !status || t.pendingCreate(x.Session.ID)
 	}
 	m.Derived(taskMaskKey{}, func() any { return tk.decision.Mask })
 	if status {

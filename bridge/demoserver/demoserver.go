@@ -2,7 +2,7 @@
 // binary for `bridge serve --dev` and the end-to-end tests. It exercises
 // every MCP feature the relay must carry: tools (harmless, sensitive and
 // destructive), progress and cancellation, logging, sampling, elicitation,
-// roots, resources with subscriptions, prompts and completion.
+// roots, resources with subscriptions, prompts and completion, and tasks.
 //
 // Every record it returns is fake: the card numbers are well-known test
 // numbers and the SSNs are made up.
@@ -49,11 +49,13 @@ func New(opts Options) *server.MCPServer {
 		server.WithCompletions(),
 		server.WithElicitation(),
 		server.WithRoots(),
+		server.WithTaskCapabilities(true, true, true),
 		server.WithPromptCompletionProvider(completer{}),
 		server.WithInstructions("A demo server for bridge. Its records are fake."),
 	)
 	s.EnableSampling()
 	addTools(s, opts)
+	addTaskTools(s)
 	addResources(s)
 	addPrompts(s)
 	return s
