@@ -39,6 +39,11 @@ type Config struct {
 	// sections, ready to use.
 	CompiledPolicy *policy.Policy `yaml:"-"`
 	Masks          *mask.Set      `yaml:"-"`
+	// Warnings are problems that do not stop the configuration from
+	// loading but are probably mistakes, such as a policy rule naming a
+	// method one typo away from a known one. `bridge policy check` prints
+	// them and the gateway logs them at start.
+	Warnings []*Error `yaml:"-"`
 }
 
 // TLS names the gateway's certificate and key files.

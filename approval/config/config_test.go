@@ -192,3 +192,27 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestPolicyMethodWarnings(t *testing.T) {
+	yaml := `
+identity: {issuer: "https://id.example.com", audience: api://b, client_id: c}
+storage: {path: /tmp/x.db}
+servers:
+  demo: {transport: stdio, command: demo}
+policy:
+  rules:
+    - name: vendor
+      methods: [acme/deploy]
+      action: allow
+    - name: typo
+      methods: [prompts/gett]
+      action: allow
+`
+	cfg, err := Load("gateway.yaml", []byte(yaml), Env{Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatalf("an unknown method name was refused: %v", err)
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].Error(), `gateway.yaml:12: policy.rules[1].methods[0]: unknown method "prompts/gett" (did you mean "prompts/get"?)`) {
+		t.Errorf("warnings %v", cfg.Warnings)
+	}
+}

@@ -371,6 +371,12 @@ func (l *loader) validate(c *Config) {
 		}
 	}
 	c.CompiledPolicy = pol
+	if pol != nil {
+		for _, fe := range pol.Warnings() {
+			path := "policy." + fe.Path
+			c.Warnings = append(c.Warnings, &Error{File: l.name, Line: l.line(path), Field: path, Msg: fe.Message})
+		}
+	}
 	if err := c.Audit.Validate(); err != nil {
 		l.errorf("audit", "%v", err)
 	}

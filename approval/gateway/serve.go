@@ -300,6 +300,9 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	})
 	go func() { errc <- hs.Serve(ln) }()
 	base := scheme + "://" + ln.Addr().String()
+	for _, w := range opts.Config.Warnings {
+		log.Warn("configuration warning", "warning", w.Error())
+	}
 	log.Info("gateway listening", "url", base, "servers", g.ServerNames(), "policy_version", policyVersion(opts.Config))
 	if opts.Ready != nil {
 		opts.Ready(base)

@@ -23,6 +23,7 @@ type PolicyOptions struct {
 	Server string
 	Method string
 	Tool   string
+	Ref    string
 	Args   string
 }
 
@@ -73,7 +74,8 @@ func NewCmdPolicy(f *Factory, runCheck, runTest func(context.Context, *PolicyOpt
 	fl.StringSliceVar(&test.Groups, "groups", nil, "the caller's groups, comma-separated")
 	fl.StringVar(&test.Server, "server", "", "the upstream server")
 	fl.StringVar(&test.Method, "method", policy.MethodToolsCall, "the MCP method")
-	fl.StringVar(&test.Tool, "tool", "", "the tool name (resource URI for resources/read, prompt name for prompts/get)")
+	fl.StringVar(&test.Ref, "ref", "", "for --method completion/complete: ref/prompt or ref/resource, the kind of target --tool names")
+	fl.StringVar(&test.Tool, "tool", "", "the target: tool name, resource URI (resources/read, resources/subscribe), prompt name (prompts/get), or what completion/complete completes")
 	fl.StringVar(&test.Args, "args", "", "the call's arguments as JSON")
 	cmd.AddCommand(checkCmd, testCmd, newCmdPins(f))
 	return cmd
@@ -95,6 +97,9 @@ func policyCheckRun(opts *PolicyOptions) error {
 	}
 	out := opts.F.IO.Out
 	fmt.Fprintf(out, "%s: valid\n", opts.Config)
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(out, "warning: %s\n", w)
+	}
 	names := make([]string, 0, len(cfg.Servers))
 	for name, s := range cfg.Servers {
 		names = append(names, name+" ("+s.Transport+")")
@@ -112,7 +117,7 @@ func policyTestRun(opts *PolicyOptions) error {
 	if _, ok := cfg.Servers[opts.Server]; !ok {
 		return usageError{fmt.Errorf("--server %q is not in %s", opts.Server, opts.Config)}
 	}
-	in := policy.Input{User: opts.User, Groups: opts.Groups, Server: opts.Server, Method: opts.Method, Tool: opts.Tool}
+	in := policy.Input{User: opts.User, Groups: opts.Groups, Server: opts.Server, Method: opts.Method, Tool: opts.Tool, Ref: opts.Ref}
 	if opts.Args != "" {
 		in.Args = json.RawMessage(opts.Args)
 	}

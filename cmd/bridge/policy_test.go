@@ -44,6 +44,9 @@ func TestPolicyFlags(t *testing.T) {
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
+	if got.Ref != "" {
+		t.Errorf("--ref defaults to %q", got.Ref)
+	}
 	if got.User != "a@x" || len(got.Groups) != 2 || got.Server != "demo" || got.Tool != "echo" || got.Method != "tools/call" {
 		t.Errorf("options = %+v", got)
 	}
@@ -69,6 +72,9 @@ func TestPolicyCommandsGolden(t *testing.T) {
 		{"test-deny.golden", policyTestRun, PolicyOptions{Config: cfgPath, User: "dev@example.com", Server: "demo", Method: "tools/call", Tool: "delete_records", Args: `{"table":"customers"}`}},
 		{"test-approve.golden", policyTestRun, PolicyOptions{Config: cfgPath, User: "dev@example.com", Server: "demo", Method: "tools/call", Tool: "delete_records", Args: `{"table":"customers","where":"id = 7"}`}},
 		{"test-default.golden", policyTestRun, PolicyOptions{Config: cfgPath, User: "dev@example.com", Server: "demo", Method: "tools/call", Tool: "unknown_tool"}},
+		{"test-list.golden", policyTestRun, PolicyOptions{Config: cfgPath, User: "dev@example.com", Server: "demo", Method: "prompts/list"}},
+		{"test-completion.golden", policyTestRun, PolicyOptions{Config: cfgPath, User: "dev@example.com", Server: "demo", Method: "completion/complete", Ref: "ref/prompt", Tool: "summarize"}},
+		{"test-unknown-method.golden", policyTestRun, PolicyOptions{Config: cfgPath, User: "dev@example.com", Server: "demo", Method: "acme/export"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
