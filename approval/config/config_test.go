@@ -197,6 +197,7 @@ func TestPolicyMethodWarnings(t *testing.T) {
 	yaml := `
 identity: {issuer: "https://id.example.com", audience: api://b, client_id: c}
 storage: {path: /tmp/x.db}
+audit: {signing_key_file: /etc/bridge/audit-signing-key.pem, witness: {file: /var/log/bridge/audit-heads.jsonl}}
 servers:
   demo: {transport: stdio, command: demo}
 policy:
@@ -212,7 +213,7 @@ policy:
 	if err != nil {
 		t.Fatalf("an unknown method name was refused: %v", err)
 	}
-	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].Error(), `gateway.yaml:12: policy.rules[1].methods[0]: unknown method "prompts/gett" (did you mean "prompts/get"?)`) {
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].Error(), `gateway.yaml:13: policy.rules[1].methods[0]: unknown method "prompts/gett" (did you mean "prompts/get"?)`) {
 		t.Errorf("warnings %v", cfg.Warnings)
 	}
 }
