@@ -79,7 +79,15 @@ func New(opts Options) (*Gateway, error) {
 		opts.BaseEnv = DefaultBaseEnv()
 	}
 	if opts.Pipeline == nil {
-		opts.Pipeline = DefaultStages(opts.Config, StageDeps{Logger: opts.Logger, Now: opts.Now})
+		tasks := NewTasks(0, 0)
+		opts.Pipeline = DefaultStages(opts.Config, StageDeps{Logger: opts.Logger, Now: opts.Now, Tasks: tasks})
+		onSession := opts.OnSession
+		opts.OnSession = func(info *bridge.SessionInfo, started bool, reason string) {
+			if onSession != nil {
+				onSession(info, started, reason)
+			}
+			tasks.SessionEvent(info, started, reason)
+		}
 	}
 	g := &Gateway{cfg: opts.Config, verifier: newVerifyCache(opts.Verifier, opts.Now, opts.Config.Identity.ClockSkew), log: opts.Logger, now: opts.Now, servers: map[string]*bridge.Server{}}
 	filter := Chain(opts.Pipeline...)

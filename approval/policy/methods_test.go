@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // methodsPolicy is a policy of the ordinary shape: default deny, tool
@@ -181,4 +182,31 @@ func TestGlobsIntersect(t *testing.T) {
 			t.Errorf("globsIntersect(%q, %q) = %v, want %v", tt.b, tt.a, got, tt.want)
 		}
 	}
+}
+
+// FuzzGlobsIntersect checks the intersection of two globs against the
+// matcher: a literal string (no wildcards) intersects a glob exactly when it
+// matches it, whatever the order, and every glob intersects itself.
+func FuzzGlobsIntersect(f *testing.F) {
+	for _, s := range [][2]string{{"a*c", "abc"}, {"*x*", "yyxy"}, {"?", "é"}, {"file:///docs/*", "file:///docs/a/b"}, {"a?c", "ac"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, s string) {
+		if !utf8.ValidString(pattern) || !utf8.ValidString(s) || len(pattern) > 64 || len(s) > 64 {
+			return
+		}
+		if !globsIntersect(pattern, pattern) {
+			t.Fatalf("%q does not intersect itself", pattern)
+		}
+		if strings.ContainsAny(s, "*?") {
+			return
+		}
+		want := globMatch(pattern, s)
+		if got := globsIntersect(pattern, s); got != want {
+			t.Fatalf("globsIntersect(%q, %q) = %v, globMatch = %v", pattern, s, got, want)
+		}
+		if got := globsIntersect(s, pattern); got != want {
+			t.Fatalf("globsIntersect(%q, %q) = %v, globMatch = %v", s, pattern, got, want)
+		}
+	})
 }
