@@ -41,13 +41,47 @@ var knownMethods = [...]string{
 // methodSet is a set of known methods, one bit each.
 type methodSet uint32
 
-// methodBit maps a method to its bit in a methodSet; 0 for a method the
-// policy does not know by name.
+// methodBit maps a method to its bit in a methodSet (its index in
+// knownMethods); 0 for a method the policy does not know by name. It is on
+// every decision's path, hence a switch.
 func methodBit(m string) methodSet {
-	for i, k := range knownMethods {
-		if k == m {
-			return 1 << i
-		}
+	switch m {
+	case MethodToolsCall:
+		return 1 << 0
+	case MethodToolsList:
+		return 1 << 1
+	case MethodResourcesRead:
+		return 1 << 2
+	case MethodResourcesList:
+		return 1 << 3
+	case MethodResourceTemplates:
+		return 1 << 4
+	case MethodSubscribe:
+		return 1 << 5
+	case MethodUnsubscribe:
+		return 1 << 6
+	case MethodPromptsGet:
+		return 1 << 7
+	case MethodPromptsList:
+		return 1 << 8
+	case MethodComplete:
+		return 1 << 9
+	case MethodSetLevel:
+		return 1 << 10
+	case MethodTasksGet:
+		return 1 << 11
+	case MethodTasksResult:
+		return 1 << 12
+	case MethodTasksCancel:
+		return 1 << 13
+	case MethodTasksList:
+		return 1 << 14
+	case MethodSamplingCreate:
+		return 1 << 15
+	case MethodElicitCreate:
+		return 1 << 16
+	case MethodRootsList:
+		return 1 << 17
 	}
 	return 0
 }

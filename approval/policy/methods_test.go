@@ -210,3 +210,14 @@ func FuzzGlobsIntersect(f *testing.F) {
 		}
 	})
 }
+
+func TestMethodBitsMatchKnownMethods(t *testing.T) {
+	for i, m := range knownMethods {
+		if methodBit(m) != 1<<i {
+			t.Errorf("methodBit(%q) = %b, want bit %d", m, methodBit(m), i)
+		}
+	}
+	if methodBit("acme/x") != 0 {
+		t.Errorf("an unknown method has a bit")
+	}
+}
