@@ -23,7 +23,8 @@ type Holder interface {
 }
 
 // Policy decides every client request except protocol plumbing
-// (initialize, ping and notifications, which pass), known method or not;
+// (initialize and ping, and notifications/… notifications, which pass),
+// known method or not, and drops client notifications of any other name;
 // filters the results of tools/list, prompts/list, resources/list,
 // resources/templates/list and tasks/list to what the caller may use; binds
 // MCP tasks to the session that created them (see Tasks); and decides the
@@ -50,10 +51,18 @@ func Policy(pol *policy.Policy, holder Holder, tasks *Tasks) Middleware {
 			}
 			switch {
 			case m.Kind == bridge.KindRequest && x.Direction == bridge.FromClient:
-				if policy.IsPlumbing(m.Method) {
+				if policy.IsPlumbingRequest(m.Method) {
 					return next.Filter(ctx, x, m)
 				}
+				// Every other request, a "notifications/…" one included,
+				// is decided.
 				return decideRequest(ctx, pol, holder, tasks, next, x, m)
+			case m.Kind == bridge.KindNotification && x.Direction == bridge.FromClient && !policy.IsNotification(m.Method):
+				// A request without an id ({"method":"tools/call"} and no
+				// "id") is not a notification an upstream should act on,
+				// and nothing decided it: it is dropped.
+				note.Decision, note.Reason = "dropped", "a notification must be named notifications/…"
+				return bridge.Verdict{}, nil
 			case m.Kind == bridge.KindRequest && x.Direction == bridge.FromUpstream && upstreamRequests[m.Method]:
 				d := pol.Decide(policyInput(x, m))
 				note.Decision, note.Rule, note.Reason = d.Action.String(), d.Rule, d.Reason

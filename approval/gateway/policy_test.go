@@ -167,6 +167,17 @@ func TestEveryRequestIsDecided(t *testing.T) {
 			t.Errorf("notifications/cancelled: %s", got)
 		}
 	})
+	t.Run("a request without an id is dropped", func(t *testing.T) {
+		n := msg(t, `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"get_env"}}`)
+		if got := outcome(s.send(session("s1"), alice, n)); got != "dropped" {
+			t.Errorf("tools/call without an id: %s", got)
+		}
+	})
+	t.Run("a request named like a notification is decided", func(t *testing.T) {
+		if got := outcome(s.send(session("s1"), alice, req(t, "notifications/run", `{"x":1}`))); got != refused {
+			t.Errorf("a notifications/run request: %s", got)
+		}
+	})
 	t.Run("a rule may name logging/setLevel", func(t *testing.T) {
 		w := &bridge.SessionInfo{ID: "w", Server: "warehouse", Owner: alice.Subject}
 		if got := outcome(s.send(w, alice, req(t, "logging/setLevel", `{"level":"debug"}`))); got != refused {

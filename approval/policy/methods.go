@@ -87,11 +87,18 @@ func methodBit(m string) methodSet {
 }
 
 // IsPlumbing reports whether method is protocol plumbing that the gateway
-// always lets through without asking the policy: initialize, ping and every
-// notification. No rule can decide it.
+// always lets through without asking the policy: the requests initialize
+// and ping, and notifications (methods under "notifications/"). No rule can
+// decide it.
 func IsPlumbing(method string) bool {
-	return method == "initialize" || method == "ping" || strings.HasPrefix(method, "notifications/")
+	return IsPlumbingRequest(method) || IsNotification(method)
 }
+
+// IsPlumbingRequest reports whether a request method is initialize or ping.
+func IsPlumbingRequest(method string) bool { return method == "initialize" || method == "ping" }
+
+// IsNotification reports whether method names an MCP notification.
+func IsNotification(method string) bool { return strings.HasPrefix(method, "notifications/") }
 
 // methodClass says how a method is decided when no rule matches it.
 type methodClass uint8
