@@ -148,6 +148,10 @@ func filterResponse(ctx context.Context, pol *policy.Policy, holder Holder, task
 		}
 	case policy.MethodTasksGet, policy.MethodTasksCancel:
 		tasks.noteStatus(x, m)
+	case policy.MethodTasksResult:
+		if m.Error == nil { // the result is final: the task is done
+			tasks.finished(x.Session.ID, CallOf(req).Target)
+		}
 	}
 	spec, ok := listSpecOf(req.Method)
 	if !ok {
