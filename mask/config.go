@@ -220,7 +220,7 @@ func (c *compiler) compileRules() map[string]*rule {
 		case !ruleNameRE.MatchString(rc.Name):
 			c.errorf(p+".name", "%q: use letters, digits, '_', '-' and '.'", rc.Name)
 			ok = false
-		case rc.Name == "all" || rc.Name == "none" || rc.Name == binaryCountName:
+		case rc.Name == "all" || rc.Name == "none" || rc.Name == binaryCountName || rc.Name == withheldCountName:
 			c.errorf(p+".name", "%q is reserved", rc.Name)
 			ok = false
 		case builtinIndex(rc.Name) >= 0:

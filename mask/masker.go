@@ -15,6 +15,10 @@ import (
 // by a profile with drop_binary.
 const binaryCountName = "binary"
 
+// withheldCountName counts texts withheld whole because they were too large
+// to check (over 2 GiB with characters that need normalising).
+const withheldCountName = "withheld"
+
 // Counts maps a detector or rule name to the number of values it masked.
 // The key "binary" counts binary contents removed by drop_binary. Counts
 // never holds the values themselves, so it is safe to log and audit.
@@ -227,6 +231,10 @@ func (m *Masker) MaskText(s string) (string, Counts) {
 // maskFolded masks s through its normalised view, rescanning the whole
 // text after each round of replacements. counts holds earlier findings.
 func (m *Masker) maskFolded(s string, counts Counts) (string, Counts) {
+	if len(s) > maxFoldLen {
+		counts.add(withheldCountName, 1)
+		return "[REDACTED:" + withheldCountName + "]", counts // too large to check
+	}
 	for pass := 0; ; pass++ {
 		v := fold(s)
 		sc := scanner{m: m, s: v.norm, folded: true}

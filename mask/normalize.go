@@ -113,18 +113,22 @@ func needsFold(s string, i int) (bool, int) {
 // when norm is the original.
 type view struct {
 	orig, norm string
-	offs       []int
+	offs       []int32
 }
 
-// fold builds the normalised view of s (valid UTF-8).
+// maxFoldLen bounds the texts fold accepts, so offsets fit in an int32.
+const maxFoldLen = 1<<31 - 2
+
+// fold builds the normalised view of s (valid UTF-8, at most maxFoldLen
+// bytes).
 func fold(s string) view {
 	norm := make([]byte, 0, len(s))
-	offs := make([]int, 0, len(s)+1)
+	offs := make([]int32, 0, len(s)+1)
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < 0x80 {
 			norm = append(norm, c)
-			offs = append(offs, i)
+			offs = append(offs, int32(i))
 			i++
 			continue
 		}
@@ -132,16 +136,16 @@ func fold(s string) view {
 		switch b, act := foldRune(r); act {
 		case foldByte:
 			norm = append(norm, b)
-			offs = append(offs, i)
+			offs = append(offs, int32(i))
 		case foldKeep:
 			norm = append(norm, s[i:i+size]...)
 			for k := 0; k < size; k++ {
-				offs = append(offs, i+k)
+				offs = append(offs, int32(i+k))
 			}
 		}
 		i += size
 	}
-	offs = append(offs, len(s))
+	offs = append(offs, int32(len(s)))
 	return view{orig: s, norm: string(norm), offs: offs}
 }
 
@@ -153,10 +157,10 @@ func (v *view) span(a, b int) (int, int) {
 	if v.offs == nil {
 		return a, b
 	}
-	o := v.offs[b-1]
+	from, o := int(v.offs[a]), int(v.offs[b-1])
 	if c := v.orig[o]; c < utf8.RuneSelf || !utf8.RuneStart(c) {
-		return v.offs[a], o + 1 // ASCII, or one byte of a rune kept as it is
+		return from, o + 1 // ASCII, or one byte of a rune kept as it is
 	}
 	_, size := utf8.DecodeRuneInString(v.orig[o:])
-	return v.offs[a], o + size
+	return from, o + size
 }
