@@ -25,6 +25,7 @@ const minPseudonymKeyLen = 16
 //	      rules: [employee-id]               # omitted: every custom rule applies
 //	      style: partial                     # full (default) | partial | pseudonym
 //	      styles: {email: pseudonym}         # per detector or rule
+//	      binary: refuse                     # scan (default) | refuse | pass
 //	      drop_binary: true
 //	  rules:
 //	    - {name: employee-id, pattern: 'EMP-\d{6}', replace: '[EMPLOYEE-ID]'}
@@ -48,6 +49,7 @@ type Config struct {
 type ProfileConfig struct {
 	// Builtins names the builtin detectors to run (see Builtins). Empty or
 	// [all] means every builtin; [none] means none (custom rules only).
+	// Naming ipv4 runs ipv6 too.
 	Builtins []string `yaml:"builtins"`
 	// Rules names the custom rules to run. Empty or [all] means every rule in
 	// Config.Rules; [none] means none.
@@ -57,10 +59,34 @@ type ProfileConfig struct {
 	Style string `yaml:"style"`
 	// Styles overrides Style per detector or custom rule name.
 	Styles map[string]string `yaml:"styles"`
-	// DropBinary replaces image and audio content and blob resources with a
-	// short text note instead of passing them through untouched.
+	// Binary decides what happens to binary content (the base64 "data" of
+	// image and audio content, the "blob" of resource contents) whose bytes
+	// are not UTF-8 text. Binary that is text is always decoded and masked
+	// like any string (and re-encoded when something was masked).
+	//   - scan (the default): printable runs inside the bytes (ASCII or
+	//     UTF-8, and UTF-16LE) are scanned; when one holds a finding, the
+	//     content is withheld (replaced by a short text note).
+	//   - refuse: such content is always withheld.
+	//   - pass: such content passes unscanned.
+	Binary string `yaml:"binary"`
+	// DropBinary replaces every image and audio content and blob resource,
+	// text or not, with a short text note.
 	DropBinary bool `yaml:"drop_binary"`
 }
+
+// BinaryMode is a profile's treatment of binary content that is not text.
+type BinaryMode string
+
+// Binary modes.
+const (
+	// BinaryScan scans printable runs and withholds the content when one
+	// holds a finding.
+	BinaryScan BinaryMode = "scan"
+	// BinaryRefuse withholds binary content that is not text.
+	BinaryRefuse BinaryMode = "refuse"
+	// BinaryPass lets binary content that is not text pass unscanned.
+	BinaryPass BinaryMode = "pass"
+)
 
 // RuleConfig is a custom detector: a regular expression or a list of words.
 type RuleConfig struct {
@@ -194,7 +220,7 @@ func (c *compiler) compileRules() map[string]*rule {
 		case !ruleNameRE.MatchString(rc.Name):
 			c.errorf(p+".name", "%q: use letters, digits, '_', '-' and '.'", rc.Name)
 			ok = false
-		case rc.Name == "all" || rc.Name == "none" || rc.Name == binaryCountName:
+		case rc.Name == "all" || rc.Name == "none" || rc.Name == binaryCountName || rc.Name == withheldCountName:
 			c.errorf(p+".name", "%q is reserved", rc.Name)
 			ok = false
 		case builtinIndex(rc.Name) >= 0:
@@ -254,9 +280,16 @@ func (c *compiler) compileRules() map[string]*rule {
 func (c *compiler) compileProfile(name string, pc ProfileConfig, rules map[string]*rule) *Masker {
 	p := "profiles." + pathKey(name)
 	before := len(c.errs)
-	m := &Masker{name: name, dropBinary: pc.DropBinary}
+	m := &Masker{name: name, dropBinary: pc.DropBinary, binary: BinaryScan}
 	if name == "" {
 		c.errorf("profiles", "empty profile name")
+	}
+	switch BinaryMode(pc.Binary) {
+	case "", BinaryScan:
+	case BinaryRefuse, BinaryPass:
+		m.binary = BinaryMode(pc.Binary)
+	default:
+		c.errorf(p+".binary", "unknown mode %q (known: scan, refuse, pass)", pc.Binary)
 	}
 
 	// Builtins.
@@ -275,6 +308,9 @@ func (c *compiler) compileProfile(name string, pc ProfileConfig, rules map[strin
 				continue
 			}
 			enabled[bi] = true
+			if bi == detIPv4 {
+				enabled[detIPv6] = true // an address family is no reason to leak
+			}
 		}
 	}
 

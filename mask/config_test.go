@@ -88,7 +88,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad regexp", Config{Rules: []RuleConfig{{Name: "a", Pattern: "x"}, {Name: "b", Pattern: "y"}, {Name: "c", Pattern: "a(b"}}},
 			[]string{"rules[2].pattern: error parsing regexp: missing closing ): `a(b`"}},
 		{"unknown builtin", Config{Profiles: map[string]ProfileConfig{"default": {Builtins: []string{"credit_card", "email", "jwt", "ssn"}}}},
-			[]string{`profiles.default.builtins[3]: unknown detector "ssn" (known: all, none, credit_card, us_ssn, iban, email, phone, ipv4, aws_access_key, aws_secret_key, github_token, gitlab_token, slack_token, google_api_key, jwt, private_key, secret_assignment)`}},
+			[]string{`profiles.default.builtins[3]: unknown detector "ssn" (known: all, none, credit_card, us_ssn, iban, email, phone, ipv4, ipv6, aws_access_key, aws_secret_key, github_token, gitlab_token, slack_token, google_api_key, jwt, private_key, secret_assignment)`}},
 		{"rule shape", Config{Rules: []RuleConfig{{Name: "x"}, {Name: "y", Pattern: "a", Words: []string{"b"}}, {Pattern: "z"}, {Name: "w", Words: []string{"ok", " "}}}},
 			[]string{"rules[0]: set pattern or words", "rules[1]: set pattern or words, not both", "rules[2].name: required", "rules[3].words[1]: empty word"}},
 		{"names", Config{Rules: []RuleConfig{{Name: "email", Pattern: "q"}, {Name: "dup", Pattern: "q"}, {Name: "dup", Pattern: "r"}, {Name: "has space", Pattern: "q"}}},
@@ -107,7 +107,7 @@ func TestConfigErrors(t *testing.T) {
 		{"short key", Config{PseudonymKey: "short-secret", Profiles: map[string]ProfileConfig{"p": {Styles: map[string]string{"email": "pseudonym"}}}},
 			[]string{"pseudonym_key: must be at least 16 bytes"}},
 		{"odd profile name", Config{Profiles: map[string]ProfileConfig{"a.b": {Builtins: []string{"x"}}}},
-			[]string{`profiles.'a.b'.builtins[0]: unknown detector "x" (known: all, none, credit_card, us_ssn, iban, email, phone, ipv4, aws_access_key, aws_secret_key, github_token, gitlab_token, slack_token, google_api_key, jwt, private_key, secret_assignment)`}},
+			[]string{`profiles.'a.b'.builtins[0]: unknown detector "x" (known: all, none, credit_card, us_ssn, iban, email, phone, ipv4, ipv6, aws_access_key, aws_secret_key, github_token, gitlab_token, slack_token, google_api_key, jwt, private_key, secret_assignment)`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

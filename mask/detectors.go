@@ -8,6 +8,7 @@ const (
 	detEmail
 	detPhone
 	detIPv4
+	detIPv6
 	detAWSAccessKey
 	detAWSSecretKey
 	detGitHub
@@ -28,6 +29,7 @@ var builtinNames = [numBuiltins]string{
 	detEmail:            "email",
 	detPhone:            "phone",
 	detIPv4:             "ipv4",
+	detIPv6:             "ipv6",
 	detAWSAccessKey:     "aws_access_key",
 	detAWSSecretKey:     "aws_secret_key",
 	detGitHub:           "github_token",
@@ -56,6 +58,7 @@ var builtinPriority = [numBuiltins]int{
 	detEmail:            60,
 	detPhone:            50,
 	detIPv4:             40,
+	detIPv6:             41,
 	detSecretAssignment: 10,
 }
 
@@ -67,6 +70,7 @@ var builtinTriggers = [numBuiltins]string{
 	detIBAN:             "0",
 	detPhone:            "0",
 	detIPv4:             "0",
+	detIPv6:             ":",
 	detEmail:            "@",
 	detAWSAccessKey:     "A",
 	detGoogleAPIKey:     "A",
@@ -104,7 +108,9 @@ const (
 	trigJ
 	trigUnderscore
 	trigDash
-	trigAssign
+	trigAssign // '=': assignments
+	trigColon  // ':': assignments and IPv6 addresses
+	trigHigh   // the lead byte of a multi-byte UTF-8 sequence
 )
 
 func trigClass(c byte) uint8 {
@@ -119,8 +125,10 @@ func trigClass(c byte) uint8 {
 		return trigUnderscore
 	case '-':
 		return trigDash
-	case '=', ':':
+	case '=':
 		return trigAssign
+	case ':':
+		return trigColon
 	}
 	return trigNone
 }
@@ -170,10 +178,24 @@ type scanner struct {
 	m   *Masker
 	s   string
 	out []match
+	// folded says s is already the normalised view; otherwise the scan
+	// stops and sets fold at the first rune that normalisation changes.
+	folded, fold bool
+	// pemEnd caches the search for a PEM END line once pemKnown: the
+	// offset of the first "-----END " at or after pemFrom, or -1 for none.
+	pemFrom, pemEnd int
+	pemKnown        bool
+	// v6Done is the end of the last IPv6 candidate examined.
+	v6Done int
 }
 
 func (sc *scanner) add(start, end, det int) {
 	sc.out = append(sc.out, match{start: start, end: end, det: det})
+}
+
+// addWhole records a finding whose end a detector could not reach.
+func (sc *scanner) addWhole(start, end, det int) {
+	sc.out = append(sc.out, match{start: start, end: end, det: det, whole: true})
 }
 
 // wordBefore reports whether the byte before i is a word character.
@@ -209,6 +231,21 @@ func (sc *scanner) run(lo, hi int) {
 			}
 		case trigAssign:
 			sc.assign(i)
+		case trigColon:
+			sc.assign(i)
+			if sc.m.enabled[detIPv6] && i >= sc.v6Done {
+				sc.ipv6(i)
+			}
+		case trigHigh:
+			if sc.folded {
+				continue
+			}
+			need, size := needsFold(s, i)
+			if need {
+				sc.fold = true
+				return
+			}
+			i += size - 1
 		}
 	}
 }

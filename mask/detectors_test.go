@@ -41,6 +41,10 @@ func TestDetectors(t *testing.T) {
 			{`{"card":"4242424242424242"}`, `{"card":"[REDACTED:credit_card]"}`},
 			{"list 4111111111111111,5555555555554444", "list [REDACTED:credit_card],[REDACTED:credit_card]"},
 			{"card 4111 1111 1111 1111 exp 12/27", "card [REDACTED:credit_card] exp 12/27"},
+			{"dotted 4111.1111.1111.1111.", "dotted [REDACTED:credit_card]."},
+			// Hard negatives.
+			{"dotted run 4111.1111.1111.1111.2", ""},
+			{"mixed 4111.1111-1111 1111", ""},
 			// Hard negatives.
 			{"luhn-invalid 4111111111111112", ""},
 			{"luhn-invalid 4111 1111 1111 1112", ""},
@@ -93,6 +97,11 @@ func TestDetectors(t *testing.T) {
 			{"user@localhost", ""},
 			{"https://user@host.example.com/", ""},
 			{".bad@example.com", ".bad@example.com"[0:0]},
+			{"idn user@bücher.de", "idn [REDACTED:email]"},
+			{"cyrillic пример@почта.рф", "cyrillic [REDACTED:email]"},
+			{"a-label x@xn--bcher-kva.xn--p1ai", "a-label [REDACTED:email]"},
+			{"unicode digits only x@例.１２", ""},
+			{"price 価格@1000円", ""},
 		},
 		"phone": {
 			{"call +1 415 555 2671 now", "call [REDACTED:phone] now"},
@@ -121,6 +130,25 @@ func TestDetectors(t *testing.T) {
 			{"octet 256.1.1.1", ""},
 			{"leading zero 10.01.1.1", ""},
 			{"oid 1.3.6.1.4.1", ""},
+		},
+		"ipv6": {
+			{"host 2001:db8::8a2e:370:7334 up", "host [REDACTED:ipv6] up"},
+			{"host 2001:db8:0:0:1:0:0:1.", "host [REDACTED:ipv6]."},
+			{"mapped ::ffff:203.0.113.42", "mapped [REDACTED:ipv6]"},
+			{"[2001:db8::1]:443", "[[REDACTED:ipv6]]:443"},
+			{"at 2001:db8::1: the host", "at [REDACTED:ipv6]: the host"},
+			// Hard negatives.
+			{"loopback ::1", ""},
+			{"mapped loopback ::ffff:127.0.0.1", ""},
+			{"any ::", ""},
+			{"multicast ff02::1:ff00:1234", ""},
+			{"code std::vector a::b Foo::Bar", ""},
+			{"slice xs[1::2] ys[::3]", ""},
+			{"letters dead::beef cafe::face", ""},
+			{"mac 00:1a:2b:3c:4d:5e eui 02:1a:2b:ff:fe:3c:4d:5e", ""},
+			{"time 10:22:33.123 ratio 16:9", ""},
+			{"nine groups 1:2:3:4:5:6:7:8:9abc", ""},
+			{"word x2001:db8::1", ""},
 		},
 		"aws_secret_key": {
 			{"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key = [REDACTED:aws_secret_key]"},

@@ -15,9 +15,17 @@
 // decodes to JSON naming an algorithm. See Builtins for their names.
 //
 // Text is scanned once: a 256-entry table marks the few bytes at which a
-// detector can fire (digits, '@', '=', ':', '-', '_', 'A', 'J'), and each
-// detector validates only around those bytes, without regular expressions.
-// Custom rules (RE2 patterns and word lists) run after that scan.
+// detector can fire (digits, '@', '=', ':', '-', '_', 'A', 'J', and the lead
+// bytes of multi-byte runes), and each detector validates only around those
+// bytes, without regular expressions. Custom rules (RE2 patterns and word
+// lists) run after that scan. Text holding a rune that normalisation changes
+// (Unicode digits, spaces, dashes, full-width forms, invisible characters) is
+// scanned through a normalised view instead, and the original spans of the
+// findings are replaced.
+//
+// MaskMessage masks every string of a message, keys and protocol fields
+// included, decodes binary content, and returns a *WithheldError when a
+// field the protocol needs unchanged holds a finding.
 //
 // Masking is idempotent: masking the output again changes nothing.
 package mask

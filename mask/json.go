@@ -11,14 +11,25 @@ import (
 // MaskMessage masks one JSON-RPC 2.0 message (request, notification or
 // response; a batch array is accepted too) flowing to the client.
 //
-// Every string value is masked except protocol fields: "jsonrpc", "id" and
-// "method" of the message, "progressToken", "nextCursor" and "requestId",
-// "uri", "uriTemplate" and "mimeType" fields, and the base64 "data" of image
-// and audio content and "blob" of resource contents (which are replaced by a
-// text note when the profile sets drop_binary). Object keys are never
-// changed. A string under a key that names a secret ("password",
-// "client_secret", "api_key", "Authorization", …) is masked whole. A number
-// that is a payment card number becomes a masked string.
+// Every string that leaves is scanned: values, object keys, and protocol
+// fields such as "uri", "uriTemplate", "mimeType" and "nextCursor", which are
+// masked in place like any string. A masked key that would collide with
+// another key of its object gets a deterministic suffix ("~2", "~3", … in
+// document order), so keys stay unique. A few fields cannot change without
+// breaking the protocol: the message's "jsonrpc", "id" and "method", and
+// "progressToken", "requestId", "progress" and "total" of its params or
+// result. They are scanned too, and a finding there withholds the whole
+// message: MaskMessage returns a *WithheldError.
+//
+// Binary content (the base64 "data" of image and audio content and the
+// "blob" of resource contents beside a string "uri") is decoded: bytes that
+// are UTF-8 text are masked like a string and re-encoded; other bytes are
+// treated as the profile's binary mode says (see ProfileConfig.Binary).
+// A value that is not valid base64 is masked as text.
+//
+// A string under a key that names a secret ("password", "client_secret",
+// "api_key", "Authorization", …) is masked whole. A number that is a payment
+// card number becomes a masked string.
 //
 // Only the masked values change: when nothing is masked the result is raw
 // itself, byte for byte. Invalid JSON is an error and nothing is returned;
@@ -28,11 +39,11 @@ func (m *Masker) MaskMessage(raw []byte) ([]byte, Counts, error) {
 	return m.maskJSON(raw, true)
 }
 
-// MaskJSONValue masks every string value of an arbitrary JSON value, such as
-// tool arguments before they are logged. Keys are kept; strings under secret
-// key names are masked whole and card numbers written as numbers become
-// masked strings. Like MaskMessage, it returns raw itself when nothing is
-// masked.
+// MaskJSONValue masks every string of an arbitrary JSON value, keys
+// included, such as tool arguments before they are logged. Strings under
+// secret key names are masked whole and card numbers written as numbers
+// become masked strings. Like MaskMessage, it returns raw itself when
+// nothing is masked.
 func (m *Masker) MaskJSONValue(raw []byte) ([]byte, Counts, error) {
 	return m.maskJSON(raw, false)
 }
@@ -66,6 +77,15 @@ type jsonVal struct {
 	str        bool // string, else number
 	esc        bool // has escapes
 	bad        bool // has invalid UTF-8
+	done       bool // handled as binary content
+}
+
+// jsonKey is an object key: its raw span (quotes included) and object.
+type jsonKey struct {
+	start, end int
+	obj        int
+	text       string // decoded
+	bad        bool   // has invalid UTF-8
 }
 
 type frame struct {
@@ -79,6 +99,7 @@ type jparser struct {
 	pos   int
 	objs  []jsonObj
 	vals  []jsonVal
+	keys  []jsonKey
 	stack []frame
 	edits []edit
 }
@@ -107,7 +128,10 @@ func (m *Masker) maskJSON(raw []byte, protocol bool) ([]byte, Counts, error) {
 	if err := p.parse(protocol); err != nil {
 		return nil, nil, err
 	}
-	counts := m.decide(p, protocol)
+	counts, err := m.decide(p, protocol)
+	if err != nil {
+		return nil, nil, err
+	}
 	if len(p.edits) == 0 {
 		return raw, nil, nil
 	}
@@ -280,10 +304,9 @@ func (p *jparser) key() error {
 	if esc || bad {
 		k = decodeString(k, esc)
 	}
-	if bad {
-		p.edits = append(p.edits, edit{start: start, end: end, repl: quote(k)})
-	}
-	p.stack[len(p.stack)-1].key = k
+	top := &p.stack[len(p.stack)-1]
+	p.keys = append(p.keys, jsonKey{start: start, end: end, obj: top.obj, text: k, bad: bad})
+	top.key = k
 	p.ws()
 	if p.pos >= len(s) || s[p.pos] != ':' {
 		return p.fail("expected ':'")
@@ -394,86 +417,6 @@ func (p *jparser) number() error {
 	}
 	p.pos = i
 	return nil
-}
-
-// decide masks the recorded values and turns the findings into edits.
-func (m *Masker) decide(p *jparser, protocol bool) Counts {
-	var counts Counts
-	s := p.s
-	if protocol && m.dropBinary {
-		for i := range p.objs {
-			o := &p.objs[i]
-			if o.data >= 0 && (o.typ == "image" || o.typ == "audio") {
-				p.edits = append(p.edits, edit{start: o.start, end: o.end,
-					repl: `{"type":"text","text":"[` + o.typ + ` removed by gateway]"}`})
-				counts.add(binaryCountName, 1)
-			} else if o.blob >= 0 && o.uri >= 0 {
-				u := p.vals[o.uri]
-				p.edits = append(p.edits, edit{start: o.start, end: o.end,
-					repl: `{"uri":` + quote(decodeString(s[u.start+1:u.end-1], u.esc)) +
-						`,"mimeType":"text/plain","text":"[binary resource removed by gateway]"}`})
-				counts.add(binaryCountName, 1)
-			}
-		}
-	}
-	for i := range p.vals {
-		v := &p.vals[i]
-		var o *jsonObj
-		if v.obj >= 0 {
-			o = &p.objs[v.obj]
-		}
-		if protocol && o != nil && protocolField(o, v.key) {
-			if v.bad {
-				p.edits = append(p.edits, edit{start: v.start, end: v.end, repl: quote(decodeString(s[v.start+1:v.end-1], v.esc))})
-			}
-			continue
-		}
-		if !v.str {
-			if m.enabled[detCreditCard] {
-				if d := s[v.start:v.end]; len(d) >= 13 && len(d) <= 19 && allDigits(d) && validCard(d) {
-					p.edits = append(p.edits, edit{start: v.start, end: v.end, repl: quote(m.replacement(detCreditCard, nil, d))})
-					counts.add(builtinNames[detCreditCard], 1)
-				}
-			}
-			continue
-		}
-		text := s[v.start+1 : v.end-1]
-		if v.esc || v.bad {
-			text = decodeString(text, v.esc)
-		}
-		out, c := text, Counts(nil)
-		if o != nil {
-			out, c = m.maskSecretField(v.key, text)
-		}
-		if c == nil {
-			out, c = m.MaskText(text)
-		}
-		if c != nil || v.bad {
-			p.edits = append(p.edits, edit{start: v.start, end: v.end, repl: quote(out)})
-			counts.Merge(c)
-		}
-	}
-	return counts
-}
-
-// protocolField reports whether key of object o holds protocol data that
-// masking must not touch.
-func protocolField(o *jsonObj, key string) bool {
-	switch key {
-	case "uri", "uriTemplate", "mimeType":
-		return true
-	case "jsonrpc", "id", "method":
-		return o.msg
-	case "progressToken":
-		return o.params || o.key == "_meta"
-	case "nextCursor", "requestId", "progress", "total":
-		return o.params
-	case "data":
-		return o.typ == "image" || o.typ == "audio"
-	case "blob":
-		return o.uri >= 0
-	}
-	return false
 }
 
 // maskSecretField masks the whole value of a key that names a secret. It

@@ -15,6 +15,10 @@ import (
 // by a profile with drop_binary.
 const binaryCountName = "binary"
 
+// withheldCountName counts texts withheld whole because they were too large
+// to check (over 2 GiB with characters that need normalising).
+const withheldCountName = "withheld"
+
 // Counts maps a detector or rule name to the number of values it masked.
 // The key "binary" counts binary contents removed by drop_binary. Counts
 // never holds the values themselves, so it is safe to log and audit.
@@ -88,6 +92,7 @@ func (c Counts) names() []string {
 type Masker struct {
 	name         string
 	dropBinary   bool
+	binary       BinaryMode
 	style        Style
 	builtinStyle [numBuiltins]Style
 	ruleStyle    map[string]Style
@@ -132,6 +137,11 @@ func (m *Masker) init(enabled [numBuiltins]bool, rules []*rule) {
 			m.trig[c] = trigClass(c)
 		}
 	}
+	// Normalisation matters to every detector: a lead byte of a multi-byte
+	// rune is where the scan checks whether the text needs the folded view.
+	for c := 0xC0; c <= 0xFF; c++ {
+		m.trig[c] = trigHigh
+	}
 }
 
 // match is one finding: a byte range of the text and who found it.
@@ -141,6 +151,9 @@ type match struct {
 	rule       *rule // custom rule when det < 0
 	repl       string
 	hasRepl    bool
+	// whole marks a finding a detector could not bound (it reached an
+	// internal limit): the whole text is withheld rather than partly masked.
+	whole bool
 }
 
 func (mt *match) priority() int {
@@ -161,21 +174,32 @@ func (mt *match) name() string {
 // U+FFFD, so the result is always valid UTF-8. When nothing is found, s is
 // returned as is and Counts is nil. MaskText is idempotent for the builtin
 // detectors and for custom rules whose replacement the profile does not match.
+//
+// Detection runs on a normalised view of s (see fold), so full-width and
+// other Unicode digits, Unicode spaces and invisible characters do not hide a
+// value; the original span of each finding is what is replaced. When a value
+// can only be partly masked (a detector reached an internal limit, or
+// replacements keep uncovering new findings), the whole of s is replaced by
+// one "[REDACTED:<detector>]".
 func (m *Masker) MaskText(s string) (string, Counts) {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	sc := scanner{m: m, s: s}
 	sc.run(0, len(s))
+	if sc.fold {
+		return m.maskFolded(s, nil)
+	}
 	matches := m.findRules(s, sc.out)
 	if len(matches) == 0 {
 		return s, nil
 	}
-	out, counts, spans := m.apply(s, matches)
+	v := view{orig: s, norm: s}
+	out, counts, spans := m.apply(&v, matches)
 	// A replacement changes the context of its neighbours: "x+4420…" is no
 	// phone number, but "[REDACTED:…]+4420…" may be one. Scan again around
 	// the replacements until nothing changes, so that masking is idempotent.
-	for pass := 0; pass < maxRescans; pass++ {
+	for pass := 0; ; pass++ {
 		sc = scanner{m: m, s: out}
 		lo, hi := 0, 0
 		for _, sp := range spans {
@@ -187,19 +211,64 @@ func (m *Masker) MaskText(s string) (string, Counts) {
 			hi = max(hi, b)
 		}
 		sc.run(lo, hi)
+		if sc.fold {
+			return m.maskFolded(out, counts)
+		}
 		matches = m.findRules(out, sc.out)
 		if len(matches) == 0 {
-			break
+			return out, counts
+		}
+		if pass == maxRescans {
+			return m.withhold(matches, counts)
 		}
 		var c Counts
-		out, c, spans = m.apply(out, matches)
+		v = view{orig: out, norm: out}
+		out, c, spans = m.apply(&v, matches)
 		counts.Merge(c)
 	}
-	return out, counts
+}
+
+// maskFolded masks s through its normalised view, rescanning the whole
+// text after each round of replacements. counts holds earlier findings.
+func (m *Masker) maskFolded(s string, counts Counts) (string, Counts) {
+	if len(s) > maxFoldLen {
+		counts.add(withheldCountName, 1)
+		return "[REDACTED:" + withheldCountName + "]", counts // too large to check
+	}
+	for pass := 0; ; pass++ {
+		v := fold(s)
+		sc := scanner{m: m, s: v.norm, folded: true}
+		sc.run(0, len(v.norm))
+		matches := m.findRules(v.norm, sc.out)
+		if len(matches) == 0 {
+			return s, counts
+		}
+		if pass == maxRescans {
+			return m.withhold(matches, counts)
+		}
+		var c Counts
+		s, c, _ = m.apply(&v, matches)
+		counts.Merge(c)
+	}
+}
+
+// withhold replaces a whole text that could not be masked completely with
+// the token of the most specific detector among the findings.
+func (m *Masker) withhold(ms []match, counts Counts) (string, Counts) {
+	w := 0
+	for i := range ms {
+		if ms[i].priority() > ms[w].priority() {
+			w = i
+		}
+	}
+	name := ms[w].name()
+	counts.add(name, 1)
+	return "[REDACTED:" + name + "]", counts
 }
 
 // rescanWindow bounds how far from its trigger byte a builtin detector
-// looks; maxRescans bounds the passes after the first.
+// looks when it decides whether a replacement made a new finding;
+// maxRescans bounds the passes after the first.
 const (
 	rescanWindow = 320
 	maxRescans   = 8
@@ -213,16 +282,24 @@ func (m *Masker) findRules(s string, dst []match) []match {
 	return dst
 }
 
-// apply replaces the findings in s; overlapping findings merge into one
-// replacement named after the most specific detector among them. It also
-// returns the byte ranges of the replacements in the result.
-func (m *Masker) apply(s string, ms []match) (string, Counts, [][2]int) {
+// apply replaces the findings (byte ranges of v.norm) in v.orig; overlapping
+// findings merge into one replacement named after the most specific detector
+// among them. It also returns the byte ranges of the replacements in the
+// result. A finding marked whole replaces the entire text.
+func (m *Masker) apply(v *view, ms []match) (string, Counts, [][2]int) {
+	for i := range ms {
+		if ms[i].whole {
+			out, counts := m.withhold(ms[i:i+1], nil)
+			return out, counts, [][2]int{{0, len(out)}}
+		}
+	}
 	sort.Slice(ms, func(i, j int) bool {
 		if ms[i].start != ms[j].start {
 			return ms[i].start < ms[j].start
 		}
 		return ms[i].end > ms[j].end
 	})
+	s := v.orig
 	var counts Counts
 	var b strings.Builder
 	b.Grow(len(s) + 16*len(ms))
@@ -241,16 +318,17 @@ func (m *Masker) apply(s string, ms []match) (string, Counts, [][2]int) {
 			}
 		}
 		w := &ms[win]
-		b.WriteString(s[last:start])
+		from, to := v.span(start, end)
+		b.WriteString(s[last:from])
 		at := b.Len()
 		if w.hasRepl {
 			b.WriteString(w.repl)
 		} else {
-			b.WriteString(m.replacement(w.det, w.rule, s[start:end]))
+			b.WriteString(m.replacement(w.det, w.rule, v.norm[start:end]))
 		}
 		spans = append(spans, [2]int{at, b.Len()})
 		counts.add(w.name(), 1)
-		last = end
+		last = to
 		i = j
 	}
 	b.WriteString(s[last:])

@@ -29,7 +29,7 @@ func (sc *scanner) digits(i int) int {
 		return j // inside an identifier
 	}
 	next := j
-	if m.enabled[detCreditCard] && (n >= 13 && n <= 19 || n == 4 && (nx == ' ' || nx == '-')) {
+	if m.enabled[detCreditCard] && (n >= 13 && n <= 19 || n == 4 && (nx == ' ' || nx == '-' || nx == '.')) {
 		if e := sc.card(i, j); e > next {
 			next = e
 		}
@@ -66,8 +66,8 @@ func (sc *scanner) numberEndsAt(e int) bool {
 }
 
 // card finds a payment card number starting at the run [i, j): 13–19 digits,
-// either contiguous or in groups of 3–6 separated by one consistent space or
-// dash with a first group of four, with a known issuer prefix and a valid
+// either contiguous or in groups of 3–6 separated by one consistent space,
+// dash or dot with a first group of four, with a known issuer prefix and a valid
 // Luhn check digit. It returns the end of the finding, or 0.
 func (sc *scanner) card(i, j int) int {
 	s := sc.s
@@ -88,7 +88,7 @@ func (sc *scanner) card(i, j int) int {
 	var sep byte
 	for k := j; ng < len(ends) && k+1 < len(s); {
 		c := s[k]
-		if (c != ' ' && c != '-') || (sep != 0 && c != sep) || !isDigit(s[k+1]) {
+		if (c != ' ' && c != '-' && c != '.') || (sep != 0 && c != sep) || !isDigit(s[k+1]) {
 			break
 		}
 		e := k + 1

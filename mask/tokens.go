@@ -20,52 +20,6 @@ func (sc *scanner) span(i int, cls uint8, max int) int {
 	return i
 }
 
-// at handles '@': e-mail addresses and passwords in URL user info
-// (scheme://user:password@host).
-func (sc *scanner) at(a int) {
-	s, m := sc.s, sc.m
-	if m.enabled[detSecretAssignment] && sc.urlPassword(a) {
-		return
-	}
-	if !m.enabled[detEmail] {
-		return
-	}
-	j := a
-	for j > 0 && a-j <= 64 && charClass[s[j-1]]&cLocal != 0 {
-		j--
-	}
-	if j == a || a-j > 64 || s[j] == '.' || s[a-1] == '.' || (j > 0 && s[j-1] == '/') {
-		return
-	}
-	// Domain: at least two labels, a final label of two or more letters.
-	k, labels, lastStart := a+1, 0, a+1
-	for {
-		st := k
-		for k < len(s) && k-st < 64 && (isAlnum(s[k]) || s[k] == '-') {
-			k++
-		}
-		if k == st || s[st] == '-' || s[k-1] == '-' {
-			return
-		}
-		labels++
-		lastStart = st
-		if k+1 < len(s) && s[k] == '.' && isAlnum(s[k+1]) && k-a < 253 {
-			k++
-			continue
-		}
-		break
-	}
-	if labels < 2 || k-lastStart < 2 || sc.wordAt(k) {
-		return
-	}
-	for x := lastStart; x < k; x++ {
-		if !isUpper(s[x]) && !isLower(s[x]) {
-			return
-		}
-	}
-	sc.add(j, k, detEmail)
-}
-
 // urlPassword masks the password of scheme://user:password@host.
 func (sc *scanner) urlPassword(a int) bool {
 	s := sc.s
@@ -129,25 +83,24 @@ func (sc *scanner) jwt(j int) {
 	if i < 0 || s[i] != 'e' || s[i+1] != 'y' || (i > 0 && (charClass[s[i-1]]&cB64URL != 0 || s[i-1] == '.')) {
 		return
 	}
-	h := sc.span(i, cB64URL, 1<<12)
+	// No part is bounded: a token is masked whole however large its
+	// payload. Each run is spanned once, from an "eyJ" that starts it.
+	h := sc.span(i, cB64URL, len(s))
 	if h-i < 16 || h >= len(s) || s[h] != '.' {
 		return
 	}
-	p := sc.span(h+1, cB64URL, 1<<16)
+	p := sc.span(h+1, cB64URL, len(s))
 	if p-h-1 < 2 || s[h+1] != 'e' || p >= len(s) || s[p] != '.' {
 		return
 	}
-	e := sc.span(p+1, cB64URL, 1<<12)
+	e := sc.span(p+1, cB64URL, len(s))
 	for parts := 3; parts < 5 && e+1 < len(s) && s[e] == '.' && charClass[s[e+1]]&cB64URL != 0; parts++ {
-		e = sc.span(e+1, cB64URL, 1<<16)
+		e = sc.span(e+1, cB64URL, len(s))
 	}
 	if e < len(s) && (charClass[s[e]]&cB64URL != 0 || s[e] == '.' && e+1 < len(s) && charClass[s[e+1]]&cB64URL != 0) {
 		return
 	}
 	hdr := s[i:h]
-	if len(hdr) > 512 {
-		hdr = hdr[:512]
-	}
 	hdr = hdr[:len(hdr)/4*4]
 	raw, err := base64.RawURLEncoding.DecodeString(hdr)
 	if err != nil {
@@ -246,8 +199,8 @@ func (sc *scanner) spanSlack(i int) int {
 }
 
 // privateKey masks a PEM private key block from its BEGIN line through its END
-// line. A block cut short (no END line) is masked through the end of its
-// base64 body.
+// line, however long the block. A block cut short (no END line) is masked
+// through the end of its base64 body.
 func (sc *scanner) privateKey(d int) int {
 	s := sc.s
 	const begin = "-----BEGIN "
@@ -265,17 +218,13 @@ func (sc *scanner) privateKey(d int) int {
 	}
 	body := d + len(begin) + h + 5
 	end := body
-	lim = body + 1<<20
-	if lim > len(s) {
-		lim = len(s)
-	}
-	if x := strings.Index(s[body:lim], "-----END "); x >= 0 {
-		end = body + x + len("-----END ")
+	if x := sc.nextPEMEnd(body); x >= 0 {
+		end = x + len("-----END ")
 		if y := strings.Index(s[end:min(end+64, len(s))], "-----"); y >= 0 {
 			end += y + 5
 		}
 	} else {
-		for end < lim {
+		for end < len(s) {
 			c := s[end]
 			if charClass[c]&(cB64|cKey) != 0 || c == '=' || c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\\' || c == ':' || c == ',' {
 				end++
@@ -286,6 +235,20 @@ func (sc *scanner) privateKey(d int) int {
 	}
 	sc.add(d, end, detPrivateKey)
 	return end
+}
+
+// nextPEMEnd returns the offset of the first "-----END " at or after from,
+// or -1. It remembers its last answer, so that many BEGIN lines without an
+// END cost one search, not one each.
+func (sc *scanner) nextPEMEnd(from int) int {
+	if sc.pemKnown && from >= sc.pemFrom && (sc.pemEnd < 0 || sc.pemEnd >= from) {
+		return sc.pemEnd
+	}
+	sc.pemKnown, sc.pemFrom, sc.pemEnd = true, from, -1
+	if x := strings.Index(sc.s[from:], "-----END "); x >= 0 {
+		sc.pemEnd = from + x
+	}
+	return sc.pemEnd
 }
 
 // Secret key kinds for assignments.
@@ -431,19 +394,22 @@ func (sc *scanner) assign(x int) {
 		return
 	}
 	var e int
+	cut := false // the value is longer than maxSecretValue
 	switch c := s[v]; {
 	case c == '"' || c == '\'' || c == '`':
 		v++
 		e = v
-		for e < len(s) && e-v < 1024 && s[e] != c && s[e] != '\n' && s[e] != '\\' {
+		for e < len(s) && e-v < maxSecretValue && s[e] != c && s[e] != '\n' && s[e] != '\\' {
 			e++
 		}
+		cut = e-v == maxSecretValue && e < len(s) && s[e] != c && s[e] != '\n' && s[e] != '\\'
 	case c == '\\' && v+1 < len(s) && s[v+1] == '"':
 		v += 2
 		e = v
-		for e < len(s) && e-v < 1024 && s[e] != '"' && s[e] != '\\' && s[e] != '\n' {
+		for e < len(s) && e-v < maxSecretValue && s[e] != '"' && s[e] != '\\' && s[e] != '\n' {
 			e++
 		}
+		cut = e-v == maxSecretValue && e < len(s) && s[e] != '"' && s[e] != '\\' && s[e] != '\n'
 	default:
 		e = sc.unquotedEnd(v)
 		if kind == keyAuthorization && e < len(s) && s[e] == ' ' && e > v && allLetters(s[v:e]) {
@@ -470,14 +436,22 @@ func (sc *scanner) assign(x int) {
 		}
 		det = detSecretAssignment
 	}
+	if cut || e-v == maxSecretValue && e < len(s) && charClass[s[e]]&cStop == 0 {
+		sc.addWhole(v, e, det) // only part of the value could be found
+		return
+	}
 	sc.add(v, e, det)
 }
+
+// maxSecretValue bounds how far an assignment's value is followed. A value
+// that goes on past it is not masked in part: the whole text is withheld.
+const maxSecretValue = 4096
 
 // unquotedEnd returns the end of an unquoted value starting at v.
 func (sc *scanner) unquotedEnd(v int) int {
 	s := sc.s
 	e := v
-	for e < len(s) && e-v < 1024 && charClass[s[e]]&cStop == 0 {
+	for e < len(s) && e-v < maxSecretValue && charClass[s[e]]&cStop == 0 {
 		e++
 	}
 	return e

@@ -2,7 +2,9 @@
 // binary for `bridge serve --dev` and the end-to-end tests. It exercises
 // every MCP feature the relay must carry: tools (harmless, sensitive and
 // destructive), progress and cancellation, logging, sampling, elicitation,
-// roots, resources with subscriptions, prompts and completion, and tasks.
+// roots, resources with subscriptions, prompts and completion, tasks, and,
+// when asked, a leak tool that returns any result the caller crafts, for
+// trying masking.
 //
 // Every record it returns is fake: the card numbers are well-known test
 // numbers and the SSNs are made up.
@@ -32,6 +34,9 @@ type Options struct {
 	// RugPull changes echo's description, as a malicious server update
 	// would, so tool pinning can be shown.
 	RugPull bool
+	// Leak adds the leak tool, which returns any result the caller crafts,
+	// so masking can be tried on every part of a result.
+	Leak bool
 	// Log, if set, receives a line per echo call (the demo's stderr).
 	Log io.Writer
 }
@@ -56,6 +61,9 @@ func New(opts Options) *server.MCPServer {
 	s.EnableSampling()
 	addTools(s, opts)
 	addTaskTools(s)
+	if opts.Leak {
+		addLeak(s)
+	}
 	addResources(s)
 	addPrompts(s)
 	return s

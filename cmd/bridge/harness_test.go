@@ -103,7 +103,7 @@ servers:
     transport: stdio
     command: {{BIN}}
     args: [demo-server]
-    env: {DEMO_SECRET: "${env:BRIDGE_E2E_SECRET}", BRIDGE_DEMO_RUG_PULL: "{{RUG_PULL}}", BRIDGE_DEMO_LOG_CALLS: "1"}
+    env: {DEMO_SECRET: "${env:BRIDGE_E2E_SECRET}", BRIDGE_DEMO_RUG_PULL: "{{RUG_PULL}}", BRIDGE_DEMO_LOG_CALLS: "1", BRIDGE_DEMO_LEAK: "1"}
 policy:
   default: allow
   rules:
