@@ -476,6 +476,20 @@ func (c *Client) reinitialize(ctx context.Context, failed string) error {
 	c.mu.Lock()
 	c.sessionID = ""
 	c.mu.Unlock()
+	ok := false
+	defer func() {
+		if !ok {
+			// The replay failed (the gateway is still restarting, say):
+			// keep the lost session as the current one, so the next
+			// request meets the 404 again and retries the replay instead
+			// of going out with no session at all.
+			c.mu.Lock()
+			if c.sessionID == "" {
+				c.sessionID = failed
+			}
+			c.mu.Unlock()
+		}
+	}()
 	resp, _, err := c.do(ctx, http.MethodPost, replay)
 	if err != nil {
 		return err
@@ -499,6 +513,7 @@ func (c *Client) reinitialize(ctx context.Context, failed string) error {
 	if !answered || initResp.Error != nil {
 		return Errorf(CodeUnavailable, fmt.Sprintf("bridge: %s refused to re-initialize the session", c.opts.Name), nil)
 	}
+	ok = true
 	if initialized != nil {
 		r2, _, err := c.do(ctx, http.MethodPost, initialized)
 		if err != nil {
