@@ -64,6 +64,7 @@ func (c Command) Start(ctx context.Context) (Conn, error) {
 		cmd.Env = []string{}
 	}
 	cmd.Dir = c.Dir
+	startInGroup(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -114,9 +115,14 @@ func (c Command) Start(ctx context.Context) (Conn, error) {
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
 	go func() {
-		// Wait closes the pipes: call it only after both readers stopped.
+		// Wait closes the pipes: call it only after both readers stopped,
+		// which is when every process holding them has closed them.
 		stderrDone.Wait()
 		<-cc.StreamConn.readDone
+		// The output is over: end whatever of the group is still running
+		// (a child that let go of the pipes) before the leader is reaped,
+		// while its pid still names the group.
+		killGroup(cmd)
 		cc.waitErr = cmd.Wait()
 		close(cc.exited)
 	}()
@@ -138,8 +144,9 @@ func (cc *commandConn) Recv(ctx context.Context) (*Message, error) {
 	return m, err
 }
 
-// Close closes stdin, gives the process StopTimeout to exit, then kills it,
-// and reaps it either way.
+// Close closes stdin, gives the process StopTimeout to exit, then kills its
+// whole process group (the children it started too, which may hold its
+// output open), and reaps it either way.
 func (cc *commandConn) Close() error {
 	cc.stopOnce.Do(func() {
 		_ = cc.StreamConn.Close() // stops the reader, so Wait can run
@@ -149,7 +156,7 @@ func (cc *commandConn) Close() error {
 		select {
 		case <-cc.exited:
 		case <-timer.C:
-			_ = cc.cmd.Process.Kill()
+			killGroup(cc.cmd)
 			<-cc.exited
 		}
 	})

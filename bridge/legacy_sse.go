@@ -26,7 +26,18 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request, messagePath st
 		return
 	}
 	subject, principal := s.opts.Identify(r)
-	sess, err := s.newSession(r.Context(), subject, principal, false)
+	release, err := s.opts.Limits.Streams.Acquire(subject)
+	if err != nil {
+		le, _ := AsLimit(err)
+		s.refuse(w, subject, principal, le, nil)
+		return
+	}
+	defer release()
+	sess, err := s.open(r.Context(), subject, principal, false)
+	if le, ok := AsLimit(err); ok {
+		s.refuse(w, subject, principal, le, nil)
+		return
+	}
 	if err != nil {
 		s.opts.Logger.Error("upstream dial failed", "server", s.opts.Server, "err", err)
 		_, msg := publicMessage(err)
@@ -52,7 +63,7 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request, messagePath st
 	if flusher != nil {
 		flusher.Flush()
 	}
-	s.pump(w, r, sess, st)
+	s.pump(w, r, sess, st, principal)
 }
 
 // ServeSSEMessage accepts one message of the legacy transport (POST).
@@ -71,7 +82,7 @@ func (s *Server) ServeSSEMessage(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "session not found: reconnect to the SSE endpoint")
 		return
 	}
-	msgs, ok := s.readMessages(w, r)
+	msgs, ok := s.readMessages(w, r, subject, principal)
 	if !ok {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,16 @@ type ServerOptions struct {
 	// OnSession, if set, is told when a session starts and ends (with why).
 	// Stateless requests have no session and do not call it.
 	OnSession func(info *SessionInfo, started bool, reason string)
+	// Limits bound the sessions, streams and request bodies of callers.
+	Limits ServerLimits
+	// OnLimit, if set, is told of each request a limit refused, with the
+	// caller's subject and verified identity (the gateway audits them).
+	OnLimit func(subject string, principal any, err *LimitError)
+	// Expiry, if set, returns when a verified identity stops being valid
+	// (its token's expiry): an event stream opened with it ends then, and
+	// a pooled stateless upstream started with it is not reused after.
+	// The zero time means never.
+	Expiry func(principal any) time.Time
 }
 
 // Server serves one upstream over the MCP Streamable HTTP transport
@@ -65,6 +76,10 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*Session
+	// pool holds idle upstreams of stateless requests, by subject, at most
+	// Limits.StatelessPool each.
+	pool   map[string][]pooled
+	closed bool
 }
 
 // NewServer returns a Server with secure defaults filled in.
@@ -90,7 +105,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Server{opts: opts, sessions: map[string]*Session{}}, nil
+	return &Server{opts: opts, sessions: map[string]*Session{}, pool: map[string][]pooled{}}, nil
 }
 
 // ServeHTTP implements the transport's POST, GET and DELETE.
@@ -151,11 +166,11 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	msgs, ok := s.readMessages(w, r)
+	subject, principal := s.opts.Identify(r)
+	msgs, ok := s.readMessages(w, r, subject, principal)
 	if !ok {
 		return
 	}
-	subject, principal := s.opts.Identify(r)
 
 	var sess *Session
 	var err error
@@ -169,21 +184,21 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case hasInitialize(msgs):
-		if sess, err = s.newSession(r.Context(), subject, principal, false); err != nil {
-			s.opts.Logger.Error("upstream dial failed", "server", s.opts.Server, "err", err)
-			code, msg := publicMessage(err)
-			writeJSONMessages(w, http.StatusOK, errorsFor(msgs, code, msg))
+		if sess, err = s.open(r.Context(), subject, principal, false); err != nil {
+			s.dialFailed(w, subject, principal, msgs, err)
 			return
 		}
 		created = true
 	case isStateless(r, msgs):
-		if sess, err = s.newSession(r.Context(), subject, principal, true); err != nil {
-			s.opts.Logger.Error("upstream dial failed", "server", s.opts.Server, "err", err)
-			code, msg := publicMessage(err)
-			writeJSONMessages(w, http.StatusOK, errorsFor(msgs, code, msg))
+		if sess, err = s.takeStateless(r.Context(), subject, principal); err != nil {
+			s.dialFailed(w, subject, principal, msgs, err)
 			return
 		}
-		defer sess.close("stateless request finished")
+		complete := false
+		defer func() { s.putStateless(sess, complete) }()
+		sess.touch()
+		complete = s.relay(w, r, sess, subject, principal, msgs)
+		return
 	default:
 		httpError(w, http.StatusBadRequest, "missing Mcp-Session-Id header: send initialize first")
 		return
@@ -193,7 +208,35 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(HeaderSessionID, sess.Info.ID)
 		s.register(sess)
 	}
+	s.relay(w, r, sess, subject, principal, msgs)
+}
 
+// dialFailed answers a POST whose session could not be opened: a limit's
+// refusal with its HTTP status, else a JSON-RPC error per request.
+func (s *Server) dialFailed(w http.ResponseWriter, subject string, principal any, msgs []*Message, err error) {
+	if le, ok := AsLimit(err); ok {
+		s.refuse(w, subject, principal, le, singleID(msgs))
+		return
+	}
+	s.opts.Logger.Error("upstream dial failed", "server", s.opts.Server, "err", err)
+	code, msg := publicMessage(err)
+	writeJSONMessages(w, http.StatusOK, errorsFor(msgs, code, msg))
+}
+
+// refuse answers a request a limit refused and reports it to OnLimit.
+func (s *Server) refuse(w http.ResponseWriter, subject string, principal any, le *LimitError, id json.RawMessage) {
+	s.opts.Logger.Debug("refused by a limit", "server", s.opts.Server, "subject", subject, "limit", le.Limit)
+	if s.opts.OnLimit != nil {
+		s.opts.OnLimit(subject, principal, le)
+	}
+	writeLimit(w, le, id)
+}
+
+// relay forwards the messages of one POST on sess and answers it. It
+// reports whether every request was answered (false if the client left or
+// a limit refused the stream), so that a pooled upstream is reused only
+// when nothing of this POST is still in flight.
+func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *Session, subject string, principal any, msgs []*Message) bool {
 	var requests []*Message
 	for _, m := range msgs {
 		if m.Kind == KindRequest {
@@ -205,15 +248,36 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 			s.fromClient(r.Context(), sess, principal, m, nil)
 		}
 		w.WriteHeader(http.StatusAccepted)
-		return
+		return true
 	}
-	s.answer(w, r, sess, principal, msgs, requests)
+	release, err := s.opts.Limits.Streams.Acquire(subject)
+	if err != nil {
+		le, _ := AsLimit(err)
+		s.refuse(w, subject, principal, le, singleID(msgs))
+		return true // nothing was forwarded
+	}
+	defer release()
+	return s.answer(w, r, sess, principal, msgs, requests)
 }
 
 // readMessages reads a POST body of one message or a batch, bounded by
-// MaxMessageBytes. On failure it has answered the request and returns false.
-func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) ([]*Message, bool) {
+// MaxMessageBytes and Limits.BodyReadTimeout. On failure it has answered
+// the request and returns false.
+func (s *Server) readMessages(w http.ResponseWriter, r *http.Request, subject string, principal any) ([]*Message, bool) {
+	if d := s.opts.Limits.BodyReadTimeout; d > 0 {
+		rc := http.NewResponseController(w)
+		// A deadline on the connection, so wall-clock time: a body that
+		// trickles in holds its connection at most d.
+		if err := rc.SetReadDeadline(time.Now().Add(d)); err == nil {
+			defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+		}
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.opts.MaxMessageBytes)+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.refuse(w, subject, principal, NewLimitError("limits.body_read_timeout", http.StatusRequestTimeout,
+			fmt.Sprintf("bridge: refused: the request body was not received within %s (limits.body_read_timeout); send the whole body at once and retry", s.opts.Limits.BodyReadTimeout)), nil)
+		return nil, false
+	}
 	if err != nil {
 		httpError(w, http.StatusBadRequest, "could not read the request body")
 		return nil, false
@@ -239,7 +303,7 @@ func (s *Server) readMessages(w http.ResponseWriter, r *http.Request) ([]*Messag
 
 // answer forwards a POST that holds requests and writes their responses,
 // as an SSE stream when the client accepts one, else as JSON.
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, sess *Session, principal any, msgs, requests []*Message) {
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, sess *Session, principal any, msgs, requests []*Message) bool {
 	st := newStream(acceptsType(r, "text/event-stream"))
 	dups := sess.openStream(st, requests)
 	defer sess.closeStream(st, "the client closed the request's connection")
@@ -261,8 +325,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, sess *Session, p
 
 	awaiting := len(requests) - len(dups)
 	if !st.sse {
-		s.answerJSON(w, r, sess, st, awaiting, early)
-		return
+		return s.answerJSON(w, r, sess, st, awaiting, early)
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -295,23 +358,24 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, sess *Session, p
 				}
 			}
 			if err := writeEvent(w, Event{Name: "message", Data: m.Raw}); err != nil {
-				return
+				return false
 			}
 			flush()
 		case <-keepAlive.C:
 			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
-				return
+				return false
 			}
 			flush()
 		case <-r.Context().Done():
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // answerJSON waits for every response and writes them as one JSON body.
 // Other messages meant for this stream go to the session's other streams.
-func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, sess *Session, st *stream, awaiting int, out []*Message) {
+func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, sess *Session, st *stream, awaiting int, out []*Message) bool {
 	var reroute []*Message
 	for awaiting > 0 {
 		select {
@@ -329,7 +393,7 @@ func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, sess *Sessio
 			}
 			reroute = append(reroute, m)
 		case <-r.Context().Done():
-			return
+			return false
 		}
 	}
 	if len(reroute) > 0 {
@@ -340,6 +404,7 @@ func (s *Server) answerJSON(w http.ResponseWriter, r *http.Request, sess *Sessio
 		}()
 	}
 	writeJSONMessages(w, http.StatusOK, out)
+	return true
 }
 
 func writeJSONMessages(w http.ResponseWriter, status int, msgs []*Message) {
@@ -455,7 +520,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotAcceptable, "GET needs Accept: text/event-stream")
 		return
 	}
-	subject, _ := s.opts.Identify(r)
+	subject, principal := s.opts.Identify(r)
 	if r.Header.Get(HeaderSessionID) == "" {
 		httpError(w, http.StatusBadRequest, "missing Mcp-Session-Id header")
 		return
@@ -465,6 +530,13 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, status, msg)
 		return
 	}
+	release, err := s.opts.Limits.Streams.Acquire(subject)
+	if err != nil {
+		le, _ := AsLimit(err)
+		s.refuse(w, subject, principal, le, nil)
+		return
+	}
+	defer release()
 	st := newStream(true)
 	if !sess.openGet(st) {
 		httpError(w, http.StatusConflict, "this session already has a GET stream open")
@@ -480,16 +552,33 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 	if flusher != nil {
 		flusher.Flush()
 	}
-	s.pump(w, r, sess, st)
+	s.pump(w, r, sess, st, principal)
 }
 
 // pump writes what the session sends to a standalone event stream (the GET
 // stream, or the legacy transport's stream), with keep-alives, until the
-// client or the session goes.
-func (s *Server) pump(w http.ResponseWriter, r *http.Request, sess *Session, st *stream) {
+// client or the session goes, the stream has been idle for
+// Limits.StreamIdleTimeout, or the identity that opened it (principal)
+// expires. The client then opens it again, with a fresh token.
+func (s *Server) pump(w http.ResponseWriter, r *http.Request, sess *Session, st *stream, principal any) {
 	flusher, _ := w.(http.Flusher)
 	keepAlive := time.NewTicker(s.opts.KeepAlive)
 	defer keepAlive.Stop()
+	var expired <-chan time.Time
+	if s.opts.Expiry != nil {
+		if until := s.opts.Expiry(principal); !until.IsZero() {
+			t := time.NewTimer(until.Sub(s.opts.Now()))
+			defer t.Stop()
+			expired = t.C
+		}
+	}
+	var idle <-chan time.Time
+	var idleTimer *time.Timer
+	if d := s.opts.Limits.StreamIdleTimeout; d > 0 {
+		idleTimer = time.NewTimer(d)
+		defer idleTimer.Stop()
+		idle = idleTimer.C
+	}
 	for {
 		select {
 		case m := <-st.ch:
@@ -499,6 +588,15 @@ func (s *Server) pump(w http.ResponseWriter, r *http.Request, sess *Session, st 
 			if err := writeEvent(w, Event{Name: "message", Data: m.Raw}); err != nil {
 				return
 			}
+			if idleTimer != nil {
+				idleTimer.Reset(s.opts.Limits.StreamIdleTimeout)
+			}
+		case <-expired:
+			s.opts.Logger.Debug("event stream ends: the token that opened it expired", "session", sess.Info.ID, "server", sess.Info.Server)
+			return
+		case <-idle:
+			s.opts.Logger.Debug("event stream ends: idle", "session", sess.Info.ID, "server", sess.Info.Server)
+			return
 		case <-keepAlive.C:
 			if _, err := io.WriteString(w, ": keep-alive\n\n"); err != nil {
 				return
@@ -551,17 +649,34 @@ func isStateless(r *http.Request, msgs []*Message) bool {
 	return false
 }
 
-// newSession dials the upstream for a new session.
+// open starts a session. When a limit refuses it, the caller's own idle
+// pooled upstreams of this server are ended and the start tried once more,
+// so that idle ones never stand in the way of a live one.
+func (s *Server) open(ctx context.Context, subject string, principal any, stateless bool) (*Session, error) {
+	sess, err := s.newSession(ctx, subject, principal, stateless)
+	if _, ok := AsLimit(err); ok && s.drainPool(subject) > 0 {
+		sess, err = s.newSession(ctx, subject, principal, stateless)
+	}
+	return sess, err
+}
+
+// newSession takes a unit of the session budget and dials the upstream.
 func (s *Server) newSession(ctx context.Context, subject string, principal any, stateless bool) (*Session, error) {
+	release, err := s.opts.Limits.Sessions.Acquire(subject)
+	if err != nil {
+		return nil, err
+	}
 	info := &SessionInfo{ID: newSessionID(), Server: s.opts.Server, Owner: subject, Principal: principal, Stateless: stateless}
 	if stateless {
 		info.protocolVersion = StatelessProtocolVersion
 	}
 	up, err := s.opts.Dial(ctx, info)
 	if err != nil {
+		release()
 		return nil, err
 	}
 	sess := newSession(info, up, s.opts.Filter, s.opts.Logger, s.opts.Now)
+	sess.release = release
 	sess.start()
 	return sess, nil
 }
@@ -587,13 +702,16 @@ func (s *Server) register(sess *Session) {
 	s.opts.Logger.Info("session started", "session", sess.Info.ID, "server", sess.Info.Server, "subject", sess.Info.Owner)
 }
 
-// ReapIdle ends sessions that have had nothing open for IdleTimeout. The
+// ReapIdle ends sessions that have had nothing open for IdleTimeout, and
+// pooled stateless upstreams unused for Limits.StatelessIdleTimeout. The
 // caller runs it periodically; it returns how many sessions it ended.
 func (s *Server) ReapIdle() int {
 	if s.opts.IdleTimeout <= 0 {
+		s.reapPool(s.opts.Now())
 		return 0
 	}
 	now := s.opts.Now()
+	s.reapPool(now)
 	s.mu.Lock()
 	var idle []*Session
 	for _, sess := range s.sessions {
@@ -617,12 +735,19 @@ func (s *Server) SessionCount() int {
 	return len(s.sessions)
 }
 
-// Close ends every session.
+// Close ends every session and pooled upstream.
 func (s *Server) Close() {
 	s.mu.Lock()
+	s.closed = true
 	all := make([]*Session, 0, len(s.sessions))
 	for _, sess := range s.sessions {
 		all = append(all, sess)
+	}
+	for subject, list := range s.pool {
+		for _, p := range list {
+			all = append(all, p.sess)
+		}
+		delete(s.pool, subject)
 	}
 	s.mu.Unlock()
 	for _, sess := range all {

@@ -157,6 +157,12 @@ type pendingRequest struct {
 // stream to receive them.
 const maxBacklog = 1024
 
+// maxServerRequests bounds the upstream→client requests (sampling,
+// elicitation, roots/list) awaiting the client's answer in one session. A
+// client that never answers them would otherwise grow the session without
+// end; beyond the bound the gateway answers the upstream itself.
+const maxServerRequests = 256
+
 // Session relays between one client and one upstream Conn. The HTTP handler
 // feeds it client messages; its reader goroutine routes what the upstream
 // sends to the stream it belongs to.
@@ -181,6 +187,8 @@ type Session struct {
 	lastActive  time.Time
 	closed      bool
 	onClose     func(why string)
+	// release returns the session's unit of the session budget.
+	release func()
 }
 
 func newSession(info *SessionInfo, up Conn, f Filter, log *slog.Logger, now func() time.Time) *Session {
@@ -261,6 +269,16 @@ func (s *Session) fromUpstream(m *Message, prev <-chan struct{}) {
 			target = p.stream
 		}
 	case KindRequest:
+		if len(s.serverReqs) >= maxServerRequests {
+			s.mu.Unlock()
+			<-prev
+			s.log.Warn("too many server requests await the client; refusing one", "session", s.Info.ID, "server", s.Info.Server, "method", m.Method)
+			refusal := NewError(m.ID, CodeRefused, fmt.Sprintf("bridge: %d requests to the client are already awaiting its answer", maxServerRequests))
+			if err := s.upstream.Send(s.ctx, refusal); err != nil {
+				s.log.Warn("reply to upstream failed", "session", s.Info.ID, "err", err)
+			}
+			return
+		}
 		s.serverReqs[m.IDKey()] = m
 	}
 	s.mu.Unlock()
@@ -626,9 +644,25 @@ func (s *Session) close(why string) {
 	if err := s.upstream.Close(); err != nil {
 		s.log.Debug("closing upstream", "session", s.Info.ID, "err", err)
 	}
+	if s.release != nil {
+		s.release() // after the upstream has stopped
+	}
 	if onClose != nil {
 		onClose(why)
 	}
+}
+
+// quiesce reports whether nothing is in flight on the session, so that a
+// pooled upstream can serve another request, and drops any backlog meant
+// for the request that is done.
+func (s *Session) quiesce() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.pending) > 0 || len(s.serverReqs) > 0 || len(s.asks) > 0 || len(s.postStreams) > 0 || s.getStream != nil {
+		return false
+	}
+	s.backlog = nil
+	return true
 }
 
 // Closed reports whether the session has ended.

@@ -98,14 +98,6 @@ type Notify struct {
 	ResolvedSecret auth.Secret `yaml:"-"`
 }
 
-// Limits bound what one client can make the gateway do.
-type Limits struct {
-	// MaxMessageBytes bounds one JSON-RPC message (default 8 MiB).
-	MaxMessageBytes int `yaml:"max_message_bytes"`
-	// SessionIdleTimeout ends sessions nobody used for this long (default 30m).
-	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
-}
-
 // Pinning configures tool pinning: what happens when an upstream tool's
 // definition changes after the gateway first saw it.
 type Pinning struct {

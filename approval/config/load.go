@@ -280,12 +280,7 @@ func (l *loader) defaults(c *Config) {
 	if c.Storage.Driver == "" {
 		c.Storage.Driver = "bolt"
 	}
-	if c.Limits.MaxMessageBytes == 0 {
-		c.Limits.MaxMessageBytes = 8 << 20
-	}
-	if c.Limits.SessionIdleTimeout == 0 {
-		c.Limits.SessionIdleTimeout = 30 * time.Minute
-	}
+	c.Limits.defaults()
 }
 
 var serverName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -320,9 +315,7 @@ func (l *loader) validate(c *Config) {
 	if c.Storage.Path == "" {
 		l.errorf("storage.path", "is required: the file where the gateway keeps its audit log and approvals, such as /var/lib/bridge/bridge.db")
 	}
-	if c.Limits.MaxMessageBytes < 1024 || c.Limits.MaxMessageBytes > 64<<20 {
-		l.errorf("limits.max_message_bytes", "must be between 1024 and 67108864")
-	}
+	c.Limits.validate(l.errorf)
 	if len(c.Servers) == 0 {
 		l.errorf("servers", "at least one upstream server is required")
 	}
