@@ -21,7 +21,8 @@ type Budget struct {
 	key     string
 	perUser int
 	total   int
-	hint    string
+	// hintUser and hintTotal say what a refused caller can do.
+	hintUser, hintTotal string
 
 	mu     sync.Mutex
 	byUser map[string]int
@@ -30,9 +31,10 @@ type Budget struct {
 
 // NewBudget returns a Budget for a resource named what ("open sessions"),
 // configured as limits.<key>_per_user and limits.<key>, bounded by perUser
-// and total. hint says what the caller can do once refused.
-func NewBudget(what, key string, perUser, total int, hint string) *Budget {
-	return &Budget{what: what, key: key, perUser: perUser, total: total, hint: hint, byUser: map[string]int{}}
+// and total. hintUser and hintTotal say what a caller refused by each bound
+// can do.
+func NewBudget(what, key string, perUser, total int, hintUser, hintTotal string) *Budget {
+	return &Budget{what: what, key: key, perUser: perUser, total: total, hintUser: hintUser, hintTotal: hintTotal, byUser: map[string]int{}}
 }
 
 // Acquire takes one unit for user, or returns a *LimitError naming the
@@ -45,10 +47,10 @@ func (b *Budget) Acquire(user string) (release func(), err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.perUser > 0 && b.byUser[user] >= b.perUser {
-		return nil, b.refusal("limits."+b.key+"_per_user", http.StatusTooManyRequests, "you have", b.perUser)
+		return nil, b.refusal("limits."+b.key+"_per_user", http.StatusTooManyRequests, "you have", b.perUser, b.hintUser)
 	}
 	if b.total > 0 && b.used >= b.total {
-		return nil, b.refusal("limits."+b.key, http.StatusServiceUnavailable, "the gateway has", b.total)
+		return nil, b.refusal("limits."+b.key, http.StatusServiceUnavailable, "the gateway has", b.total, b.hintTotal)
 	}
 	b.byUser[user]++
 	b.used++
@@ -65,10 +67,10 @@ func (b *Budget) release(user string) {
 	}
 }
 
-func (b *Budget) refusal(limit string, status int, who string, n int) *LimitError {
+func (b *Budget) refusal(limit string, status int, who string, n int, hint string) *LimitError {
 	msg := fmt.Sprintf("bridge: refused: %s %d %s, the most %s allows", who, n, b.what, limit)
-	if b.hint != "" {
-		msg += "; " + b.hint
+	if hint != "" {
+		msg += "; " + hint
 	}
 	return NewLimitError(limit, status, msg)
 }

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -140,6 +142,20 @@ func (r *Recorder) records(x *bridge.Exchange, m *bridge.Message, v bridge.Verdi
 	if v.Forward != nil {
 		out = v.Forward
 	}
+	if summarize(x, m) {
+		// What a client can send at will and the gateway only passes on is
+		// kept as its size and digest: one client must not be able to
+		// grow the log by megabytes per message.
+		rec.Message = summary(m)
+		if len(rec.Method) > 128 {
+			rec.Method = rec.Method[:128] + "…"
+		}
+		rec.Outcome = "stored as a summary: the gateway does not act on this notification"
+		if ferr != nil || (v.Forward == nil && v.Reply == nil) {
+			rec.Outcome = "refused; stored as a summary"
+		}
+		return []*audit.Record{&rec}
+	}
 	rec.Message = r.masked(x.Session.Server, out)
 	if m.Kind == bridge.KindResponse {
 		rec.Outcome = Outcome(out)
@@ -162,6 +178,32 @@ func (r *Recorder) records(x *bridge.Exchange, m *bridge.Message, v bridge.Verdi
 		recs = append(recs, &reply)
 	}
 	return recs
+}
+
+// actedOn are the client notifications the gateway itself acts on, which
+// are recorded whole when they are no bigger than maxWholeNotification.
+var actedOn = map[string]bool{"notifications/cancelled": true, "notifications/initialized": true}
+
+// maxWholeNotification bounds a client notification recorded whole; a
+// cancellation or initialized notification is about a hundred bytes.
+const maxWholeNotification = 4 << 10
+
+// summarize reports whether a message is recorded as a summary: a
+// notification from the client, unless it is one the gateway acts on and
+// of ordinary size.
+func summarize(x *bridge.Exchange, m *bridge.Message) bool {
+	if m.Kind != bridge.KindNotification || x.Direction != bridge.FromClient {
+		return false
+	}
+	return !actedOn[m.Method] || len(m.Raw) > maxWholeNotification
+}
+
+// summary is the record of a message that is not stored whole: its size
+// and SHA-256 (the method is the record's own field).
+func summary(m *bridge.Message) json.RawMessage {
+	sum := sha256.Sum256(m.Raw)
+	b, _ := json.Marshal(map[string]any{"bridge_summary": map[string]any{"bytes": len(m.Raw), "sha256": hex.EncodeToString(sum[:])}})
+	return b
 }
 
 // masked returns a message with sensitive values masked for the record.

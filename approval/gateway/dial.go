@@ -31,7 +31,8 @@ func DefaultBaseEnv() []string {
 }
 
 // dialer opens the upstream of a new session for one configured server.
-func dialer(name string, sc *config.Server, opts Options) func(context.Context, *bridge.SessionInfo) (bridge.Conn, error) {
+// A stdio upstream takes a unit of processes until it is closed.
+func dialer(name string, sc *config.Server, opts Options, processes *bridge.Budget) func(context.Context, *bridge.SessionInfo) (bridge.Conn, error) {
 	log := opts.Logger.With("server", name)
 	headers := func(_ context.Context, h http.Header) error {
 		for k, v := range sc.ResolvedHeaders {
@@ -42,11 +43,20 @@ func dialer(name string, sc *config.Server, opts Options) func(context.Context, 
 	max := opts.Config.Limits.MaxMessageBytes
 	switch sc.Transport {
 	case "stdio":
-		return func(ctx context.Context, _ *bridge.SessionInfo) (bridge.Conn, error) {
-			return bridge.Command{
+		return func(ctx context.Context, info *bridge.SessionInfo) (bridge.Conn, error) {
+			release, err := processes.Acquire(info.Owner)
+			if err != nil {
+				return nil, err
+			}
+			conn, err := bridge.Command{
 				Path: sc.Command, Args: sc.Args, Dir: sc.Dir, Env: stdioEnv(opts.BaseEnv, sc),
 				MaxMessageBytes: max, Logger: log, Redact: secretValues(sc),
 			}.Start(ctx)
+			if err != nil {
+				release()
+				return nil, err
+			}
+			return &budgetConn{Conn: conn, release: release}, nil
 		}
 	case "sse":
 		return func(ctx context.Context, _ *bridge.SessionInfo) (bridge.Conn, error) {

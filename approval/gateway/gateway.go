@@ -45,6 +45,9 @@ type Options struct {
 	Pipeline []Middleware
 	// OnSession is told when sessions start and end (the audit log).
 	OnSession func(info *bridge.SessionInfo, started bool, reason string)
+	// OnLimit is told of each request a limit refused (the audit log,
+	// through a LimitAudit).
+	OnLimit func(server, subject string, principal any, err *bridge.LimitError)
 	// Mounts are extra handlers on the gateway's router, by pattern,
 	// behind its bearer-token authentication (the reviewer and audit APIs).
 	Mounts map[string]http.Handler
@@ -91,17 +94,26 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: opts.Config, verifier: newVerifyCache(opts.Verifier, opts.Now, opts.Config.Identity.ClockSkew), log: opts.Logger, now: opts.Now, servers: map[string]*bridge.Server{}}
 	filter := Chain(opts.Pipeline...)
+	limits := opts.Config.Limits
+	b := newBudgets(limits)
 	for name, sc := range opts.Config.Servers {
+		var onLimit func(string, any, *bridge.LimitError)
+		if opts.OnLimit != nil {
+			onLimit = func(subject string, principal any, le *bridge.LimitError) { opts.OnLimit(name, subject, principal, le) }
+		}
 		srv, err := bridge.NewServer(bridge.ServerOptions{
 			Server:          name,
-			Dial:            dialer(name, sc, opts),
+			Dial:            dialer(name, sc, opts, b.processes),
 			Identify:        identify,
 			Filter:          filter,
-			MaxMessageBytes: opts.Config.Limits.MaxMessageBytes,
-			IdleTimeout:     opts.Config.Limits.SessionIdleTimeout,
+			MaxMessageBytes: limits.MaxMessageBytes,
+			IdleTimeout:     limits.SessionIdleTimeout,
 			Logger:          opts.Logger,
 			Now:             opts.Now,
 			OnSession:       opts.OnSession,
+			Limits:          b.serverLimits(limits),
+			OnLimit:         onLimit,
+			Expiry:          expiryOf,
 		})
 		if err != nil {
 			return nil, err

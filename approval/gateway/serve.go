@@ -235,7 +235,8 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 				rec.SessionEvent(info, started, reason)
 				tasks.SessionEvent(info, started, reason)
 			},
-			Mounts: mounts,
+			OnLimit: NewLimitAudit(rec, now).Refused,
+			Mounts:  mounts,
 		})
 		if err != nil {
 			return nil, err
@@ -288,7 +289,10 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			current.Load().Handler().ServeHTTP(w, r)
 		}),
-		ReadHeaderTimeout: 10 * time.Second,
+		// Limits on slow clients: headers and idle keep-alive connections
+		// here; bodies per request in the relay (limits.body_read_timeout).
+		ReadHeaderTimeout: opts.Config.Limits.HeaderReadTimeout,
+		IdleTimeout:       opts.Config.Limits.ConnectionIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
