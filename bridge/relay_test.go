@@ -212,13 +212,20 @@ func TestRelayIdleSessionsEnd(t *testing.T) {
 
 type countingConn struct {
 	bridge.Conn
-	closed *atomic.Int32
-	once   sync.Once
+	closed  *atomic.Int32
+	onClose func()
+	once    sync.Once
 }
 
 func (c *countingConn) Close() error {
-	c.once.Do(func() { c.closed.Add(1) })
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.closed.Add(1)
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+	return err
 }
 
 // TestRelayCancelIDWithSpace: ids are matched in their compact JSON form,

@@ -264,16 +264,22 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *Session, su
 // MaxMessageBytes and Limits.BodyReadTimeout. On failure it has answered
 // the request and returns false.
 func (s *Server) readMessages(w http.ResponseWriter, r *http.Request, subject string, principal any) ([]*Message, bool) {
+	var rc *http.ResponseController
 	if d := s.opts.Limits.BodyReadTimeout; d > 0 {
-		rc := http.NewResponseController(w)
 		// A deadline on the connection, so wall-clock time: a body that
 		// trickles in holds its connection at most d.
-		if err := rc.SetReadDeadline(time.Now().Add(d)); err == nil {
-			defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+		if c := http.NewResponseController(w); c.SetReadDeadline(time.Now().Add(d)) == nil {
+			rc = c
 		}
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.opts.MaxMessageBytes)+1))
+	if rc != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The connection is dropped after the answer: the rest of the
+		// body is never waited for (the deadline stays past).
+		w.Header().Set("Connection", "close")
 		s.refuse(w, subject, principal, NewLimitError("limits.body_read_timeout", http.StatusRequestTimeout,
 			fmt.Sprintf("bridge: refused: the request body was not received within %s (limits.body_read_timeout); send the whole body at once and retry", s.opts.Limits.BodyReadTimeout)), nil)
 		return nil, false
