@@ -65,8 +65,12 @@ type Client struct {
 	// later messages wait for it, since they need its session id.
 	initPending chan struct{}
 
-	// cancelled holds ids of requests the agent cancelled; their
-	// unanswered streams end silently.
+	// inflight counts the requests being posted, by id; cancelled holds
+	// the ids of those the agent cancelled, whose unanswered streams end
+	// silently. A cancellation of a request not in flight is not kept, and
+	// an entry goes when its request's post ends, so both maps are bounded
+	// by the requests in flight.
+	inflight  map[string]int
 	cancelled map[string]bool
 
 	reinitMu sync.Mutex
@@ -131,6 +135,7 @@ func (c *Client) Send(ctx context.Context, m *Message) error {
 		c.mu.Lock()
 		c.initReq, c.initPending = m, done
 		c.mu.Unlock()
+		c.begin(m)
 		go func() {
 			defer close(done)
 			c.exchange(c.ctx, m)
@@ -147,10 +152,12 @@ func (c *Client) Send(ctx context.Context, m *Message) error {
 			RequestID json.RawMessage `json:"requestId"`
 		}
 		if json.Unmarshal(m.Params, &p) == nil && p.RequestID != nil {
-			if c.cancelled == nil {
-				c.cancelled = map[string]bool{}
+			if id := valueKey(p.RequestID); c.inflight[id] > 0 {
+				if c.cancelled == nil {
+					c.cancelled = map[string]bool{}
+				}
+				c.cancelled[id] = true
 			}
-			c.cancelled[valueKey(p.RequestID)] = true
 		}
 	}
 	c.mu.Unlock()
@@ -164,6 +171,7 @@ func (c *Client) Send(ctx context.Context, m *Message) error {
 		}
 	}
 	if m.Kind == KindRequest {
+		c.begin(m)
 		go c.exchange(c.ctx, m)
 		return nil
 	}
@@ -175,6 +183,9 @@ func (c *Client) Send(ctx context.Context, m *Message) error {
 
 // exchange posts one message and delivers everything the server answers.
 func (c *Client) exchange(ctx context.Context, m *Message) {
+	if m.Kind == KindRequest {
+		defer c.end(m) // Send began it
+	}
 	answered, err := c.post(ctx, m, true)
 	if err != nil {
 		c.opts.Logger.Warn("post failed", "to", c.opts.Name, "method", m.Method, "err", err)
@@ -187,6 +198,34 @@ func (c *Client) exchange(ctx context.Context, m *Message) {
 		}
 		c.push(NewError(m.ID, code, msg))
 	}
+}
+
+// begin counts request m as in flight.
+func (c *Client) begin(m *Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight == nil {
+		c.inflight = map[string]int{}
+	}
+	c.inflight[m.IDKey()]++
+}
+
+// end forgets request m once no post of its id is in flight.
+func (c *Client) end(m *Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := m.IDKey()
+	if c.inflight[id]--; c.inflight[id] <= 0 {
+		delete(c.inflight, id)
+		delete(c.cancelled, id)
+	}
+}
+
+// tracked returns the sizes of the in-flight and cancelled maps, for tests.
+func (c *Client) tracked() (inflight, cancelled int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.inflight), len(c.cancelled)
 }
 
 // takeCancelled reports, once, whether the agent cancelled request m.
