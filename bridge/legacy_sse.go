@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 )
 
@@ -17,8 +18,8 @@ import (
 // there, and everything the server sends arrives on the SSE stream.
 
 // ServeSSE serves the legacy transport's event stream (GET). messagePath is
-// the path the client is told to POST to; the session id is added as a query
-// parameter.
+// the path the client is told to POST to, which may hold a query; the session
+// id is added as a query parameter.
 func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request, messagePath string) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", "GET")
@@ -56,7 +57,11 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request, messagePath st
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
-	endpoint := messagePath + "?sessionId=" + url.QueryEscape(sess.Info.ID)
+	sep := "?"
+	if strings.Contains(messagePath, "?") {
+		sep = "&"
+	}
+	endpoint := messagePath + sep + "sessionId=" + url.QueryEscape(sess.Info.ID)
 	if err := writeEvent(w, Event{Name: "endpoint", Data: []byte(endpoint)}); err != nil {
 		return
 	}

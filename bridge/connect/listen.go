@@ -17,10 +17,15 @@ import (
 // Streamable HTTP at /mcp and the legacy HTTP+SSE transport at /sse (with
 // messages posted to /message). Each agent session gets its own gateway
 // session. Requests whose Host or Origin is not this loopback listener are
-// refused, which defeats DNS rebinding.
-func ListenHandler(opts Options, port string) (http.Handler, func(), error) {
+// refused, which defeats DNS rebinding, and so are requests that do not
+// present secret (see NewSecret), which keeps other local processes and
+// users from acting as the developer.
+func ListenHandler(opts Options, port, secret string) (http.Handler, func(), error) {
 	if _, err := opts.Endpoint(); err != nil {
 		return nil, nil, err
+	}
+	if len(secret) < 16 {
+		return nil, nil, errors.New("bridge connect: the listener needs a secret of at least 16 characters")
 	}
 	srv, err := bridge.NewServer(bridge.ServerOptions{
 		Server: opts.Server,
@@ -36,9 +41,10 @@ func ListenHandler(opts Options, port string) (http.Handler, func(), error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", srv)
-	mux.HandleFunc("/sse", func(w http.ResponseWriter, r *http.Request) { srv.ServeSSE(w, r, "/message") })
+	messagePath := "/message?" + url.Values{SecretParam: {secret}}.Encode()
+	mux.HandleFunc("/sse", func(w http.ResponseWriter, r *http.Request) { srv.ServeSSE(w, r, messagePath) })
 	mux.HandleFunc("/message", srv.ServeSSEMessage)
-	return localOnly(port, mux), srv.Close, nil
+	return localOnly(port, requireSecret(secret, mux)), srv.Close, nil
 }
 
 // localOnly refuses requests whose Host is not a loopback name with our
@@ -69,8 +75,9 @@ func loopbackHostPort(hostport, port string) bool {
 }
 
 // Listen serves ListenHandler on addr, which must be a loopback address,
-// until ctx ends. ready, if not nil, is called with the bound address.
-func Listen(ctx context.Context, opts Options, addr string, ready func(net.Addr)) error {
+// until ctx ends, with a fresh secret. ready, if not nil, is called with the
+// bound address and the secret, which the caller shows to the developer.
+func Listen(ctx context.Context, opts Options, addr string, ready func(addr net.Addr, secret string)) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("--listen %q: want 127.0.0.1:PORT", addr)
@@ -83,7 +90,12 @@ func Listen(ctx context.Context, opts Options, addr string, ready func(net.Addr)
 		return err
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	h, closeAll, err := ListenHandler(opts, port)
+	secret, err := NewSecret()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	h, closeAll, err := ListenHandler(opts, port, secret)
 	if err != nil {
 		ln.Close()
 		return err
@@ -91,7 +103,7 @@ func Listen(ctx context.Context, opts Options, addr string, ready func(net.Addr)
 	defer closeAll()
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	if ready != nil {
-		ready(ln.Addr())
+		ready(ln.Addr(), secret)
 	}
 	go func() {
 		<-ctx.Done()

@@ -506,8 +506,17 @@ func startConformanceConnect(t *testing.T, gw *conformanceGateway) *conformanceC
 		}
 	})
 	waitListening(t, addr, exited, c.stderr)
+	// The listener refuses requests without the secret it printed.
+	m := listenURL.FindStringSubmatch(c.stderr.String())
+	if m == nil {
+		t.Fatalf("bridge connect --listen printed no Streamable HTTP URL:\n%s", c.stderr.String())
+	}
+	c.url = m[1]
 	return c
 }
+
+// listenURL finds the URL bridge connect --listen prints for agents.
+var listenURL = regexp.MustCompile(`Streamable HTTP: (http://\S+/mcp\?token=\S+)`)
 
 // freeLoopbackAddr returns a loopback address with a port that was free.
 func freeLoopbackAddr(t *testing.T) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 
 	"github.com/spf13/cobra"
 
@@ -32,7 +33,10 @@ func NewCmdConnect(f *Factory, runF func(context.Context, *ConnectOptions) error
 		Short: "Relay an agent's MCP session to the gateway (what an agent's MCP config runs)",
 		Long: `Relay MCP between an agent and the gateway's server <server>. By default the
 agent speaks JSON-RPC on stdin and stdout; with --listen, bridge serves Streamable
-HTTP at /mcp and the legacy HTTP+SSE transport at /sse on a loopback port.
+HTTP at /mcp and the legacy HTTP+SSE transport at /sse on a loopback port, and
+prints their URLs with a secret made for this launch (?token=…); requests
+without it (as the query parameter, Authorization: Bearer, or the cookie set on
+the first use of the URL) are refused.
 Diagnostics go to stderr; stdout carries nothing but JSON-RPC.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -86,8 +90,12 @@ func connectRun(ctx context.Context, opts *ConnectOptions) error {
 		OnAgent:    onAgent,
 	}
 	if opts.Listen != "" {
-		return connect.Listen(ctx, copts, opts.Listen, func(a net.Addr) {
-			log.Info("listening", "streamable_http", "http://"+a.String()+"/mcp", "sse", "http://"+a.String()+"/sse", "gateway", gw, "server", opts.Server)
+		return connect.Listen(ctx, copts, opts.Listen, func(a net.Addr, secret string) {
+			// The secret goes to the developer's terminal, never to a log
+			// line: it is printed once, in the URLs to give the agent.
+			log.Info("listening", "addr", a.String(), "gateway", gw, "server", opts.Server)
+			q := "?" + url.Values{connect.SecretParam: {secret}}.Encode()
+			fmt.Fprintf(f.IO.ErrOut, "bridge connect: give your agent one of these URLs (they hold this launch's secret):\n  Streamable HTTP: http://%s/mcp%s\n  HTTP+SSE:        http://%s/sse%s\n", a, q, a, q)
 		})
 	}
 	log.Debug("relaying stdio", "gateway", gw, "server", opts.Server)
