@@ -22,7 +22,9 @@ type chanConn struct {
 	once sync.Once
 }
 
-func newChanConn() *chanConn { return &chanConn{in: make(chan *Message, 512), done: make(chan struct{})} }
+func newChanConn() *chanConn {
+	return &chanConn{in: make(chan *Message, 512), done: make(chan struct{})}
+}
 
 func (c *chanConn) Send(_ context.Context, m *Message) error {
 	c.mu.Lock()
