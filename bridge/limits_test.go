@@ -310,6 +310,14 @@ func TestStreamBudget(t *testing.T) {
 	if id, _, msg := refusal(t, body); status != http.StatusTooManyRequests || id != "7" || !strings.Contains(msg, "limits.streams_per_user") {
 		t.Fatalf("POST with the stream budget used = %d %s", status, body)
 	}
+	// An initialize refused for want of a stream starts no session.
+	dials := lr.dials.Load()
+	if status, h, _ := lr.do(t, http.MethodPost, "alice", "", initBody); status != http.StatusTooManyRequests || h.Get(bridge.HeaderSessionID) != "" {
+		t.Fatalf("initialize with the stream budget used = %d, session %q", status, h.Get(bridge.HeaderSessionID))
+	}
+	if lr.dials.Load() != dials || lr.srv.SessionCount() != 1 {
+		t.Errorf("a refused initialize started an upstream or a session")
+	}
 	// Notifications open no stream and still pass.
 	if status, _, _ := lr.do(t, http.MethodPost, "alice", sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`); status != http.StatusAccepted {
 		t.Fatalf("notification = %d", status)

@@ -172,6 +172,18 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// A POST holding requests is answered on a stream, which takes its
+	// unit before any session or upstream is started for it.
+	if hasRequest(msgs) {
+		release, err := s.opts.Limits.Streams.Acquire(subject)
+		if err != nil {
+			le, _ := AsLimit(err)
+			s.refuse(w, subject, principal, le, singleID(msgs))
+			return
+		}
+		defer release()
+	}
+
 	var sess *Session
 	var err error
 	created := false
@@ -233,9 +245,9 @@ func (s *Server) refuse(w http.ResponseWriter, subject string, principal any, le
 }
 
 // relay forwards the messages of one POST on sess and answers it. It
-// reports whether every request was answered (false if the client left or
-// a limit refused the stream), so that a pooled upstream is reused only
-// when nothing of this POST is still in flight.
+// reports whether every request was answered (false if the client left),
+// so that a pooled upstream is reused only when nothing of this POST is
+// still in flight.
 func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *Session, subject string, principal any, msgs []*Message) bool {
 	var requests []*Message
 	for _, m := range msgs {
@@ -250,13 +262,6 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, sess *Session, su
 		w.WriteHeader(http.StatusAccepted)
 		return true
 	}
-	release, err := s.opts.Limits.Streams.Acquire(subject)
-	if err != nil {
-		le, _ := AsLimit(err)
-		s.refuse(w, subject, principal, le, singleID(msgs))
-		return true // nothing was forwarded
-	}
-	defer release()
 	return s.answer(w, r, sess, principal, msgs, requests)
 }
 
@@ -627,6 +632,15 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
 	}
 	sess.close("the client ended the session")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func hasRequest(msgs []*Message) bool {
+	for _, m := range msgs {
+		if m.Kind == KindRequest {
+			return true
+		}
+	}
+	return false
 }
 
 func hasInitialize(msgs []*Message) bool {
