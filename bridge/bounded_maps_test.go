@@ -134,7 +134,7 @@ func TestClientCancellationsAreBounded(t *testing.T) {
 		send(fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%d}}`, 10000+i))
 	}
 	send(`{"jsonrpc":"2.0","id":1,"method":"fast"}`)
-	if m, err := c.Recv(ctx); err != nil || m.IDKey() != "1" {
+	if m, err := c.Recv(ctx); err != nil || string(m.ID) != "1" {
 		t.Fatalf("Recv = %v, %v", m, err)
 	}
 	send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`) // after its answer

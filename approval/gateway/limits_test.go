@@ -131,6 +131,7 @@ func TestGatewayStreamEndsAtTokenExpiry(t *testing.T) {
 	cfg, err := config.Load("gw.yaml", []byte(`
 identity: {issuer: "https://issuer.example.com", audience: api://bridge, client_id: cli}
 storage: {path: /unused/bridge.db}
+audit: {signing_key_file: /unused/key.pem, witness: {file: /unused/heads.jsonl}}
 servers:
   demo: {transport: http, url: "`+upstream.URL+`/mcp"}
 policy: {default: allow}
