@@ -40,6 +40,9 @@ var (
 	// ErrAlreadyReviewed: this person already approved these arguments;
 	// one person counts once toward MinApprovals.
 	ErrAlreadyReviewed = &Error{Code: "already_reviewed", Message: "you already approved this request; another approver must decide"}
+	// ErrLimit: the request would exceed a bound (pending requests per
+	// requester, argument size).
+	ErrLimit = &Error{Code: "limit", Message: "an approval limit was reached"}
 	// ErrInvalid: the decision or the request is malformed.
 	ErrInvalid = &Error{Code: "invalid", Message: "invalid approval input"}
 	// ErrNotApproved: Claim on a request that is not approved.
