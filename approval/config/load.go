@@ -323,6 +323,7 @@ func (l *loader) validate(c *Config) {
 	if c.Limits.MaxMessageBytes < 1024 || c.Limits.MaxMessageBytes > 64<<20 {
 		l.errorf("limits.max_message_bytes", "must be between 1024 and 67108864")
 	}
+	c.Approvals.validate(l)
 	if len(c.Servers) == 0 {
 		l.errorf("servers", "at least one upstream server is required")
 	}

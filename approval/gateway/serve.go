@@ -109,7 +109,8 @@ func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time,
 		return nil, fmt.Errorf("approval queue: %w", err)
 	}
 	notify := queue.NewDispatcher(queue.DispatcherOptions{Senders: senders(cfg, now), Logger: logger})
-	q, err := queue.New(qstore, queue.Options{Now: now, Notifier: notify, Logger: logger})
+	q, err := queue.New(qstore, queue.Options{Now: now, Notifier: notify, Logger: logger,
+		MaxPendingPerRequester: cfg.Approvals.MaxPendingPerRequester, MaxArgsBytes: cfg.Approvals.MaxArgsBytes})
 	if err != nil {
 		notify.Close()
 		alog.Close()
@@ -204,8 +205,9 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		if err != nil {
 			return nil, err
 		}
-		rec := NewRecorder(svc.log, cfg.Audit, ServerMasker(cfg), log, now)
-		approvals := NewApprovals(svc.queue, clock, log, rec)
+		rec := NewRecorder(svc.log, cfg.Audit, ServerMasker(cfg), log, now, svc.queue.Digester())
+		approvals := NewApprovals(svc.queue, ApprovalsOptions{Clock: clock, Logger: log, Recorder: rec,
+			Policy: cfg.CompiledPolicy, MaskFor: ServerMasker(cfg)})
 		var pinning *Pinning
 		if !cfg.Pinning.Disabled {
 			pinning = NewPinning(svc.pins, cfg.Pinning, approvals, rec, log)
