@@ -175,11 +175,16 @@ func parseTool(raw jsontext.Value) (Tool, string, string) {
 		Icons        jsontext.Value `json:"icons"`
 	}
 	if err := jsonv2.Unmarshal(raw, &def); err != nil {
+		// Name the tool if its name alone reads, so that its pin is held.
+		var named struct {
+			Name string `json:"name"`
+		}
+		_ = jsonv2.Unmarshal(raw, &named)
 		var se *jsonv2.SemanticError
 		if errors.As(err, &se) && se.JSONPointer != "" {
-			return Tool{}, "", fmt.Sprintf("member %s has the wrong type", se.JSONPointer)
+			return Tool{}, named.Name, fmt.Sprintf("member %s has the wrong type", se.JSONPointer)
 		}
-		return Tool{}, "", "the entry cannot be read strictly"
+		return Tool{}, named.Name, "the entry cannot be read strictly"
 	}
 	if def.Name == nil || *def.Name == "" {
 		return Tool{}, "", `the entry has no "name" string`
