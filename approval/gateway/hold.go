@@ -415,7 +415,11 @@ func (a *Approvals) editRefused(ctx context.Context, x *bridge.Exchange, m, edit
 	text := fmt.Sprintf("bridge: %s approved this call with edited arguments, but %s, so it did not run (approval %s). Call again to ask for a new approval.", by, reason, r.ID)
 	note.Reason, note.ApprovalID, note.ArgsDigest = text, r.ID, r.EditedDigest
 	a.log.Warn("edited arguments refused by policy", "approval", r.ID, "server", r.Server, "tool", r.Tool, "requester", r.Requester.Subject, "edited_by", by)
-	if _, err := a.q.Revoke(context.WithoutCancel(ctx), r.ID, "the edited arguments were refused: "+reason); err != nil && !errors.Is(err, queue.ErrNotApproved) {
+	// Recorded here, before the request's own record, so the audit trail
+	// reads in order; RecordEvents does not record revocations.
+	if revoked, err := a.q.Revoke(context.WithoutCancel(ctx), r.ID, "the edited arguments were refused: "+reason); err == nil {
+		a.recordOutcome(ctx, audit.KindApprovalCancelled, revoked)
+	} else if !errors.Is(err, queue.ErrNotApproved) {
 		a.log.Error("revoking an approval", "approval", r.ID, "err", err)
 	}
 	a.tellOnce(r.ID)
@@ -493,15 +497,20 @@ func (a *Approvals) RecordEvents(ctx context.Context) {
 			a.recordReview(ctx, r)
 			continue
 		}
-		rec := &audit.Record{Kind: kind, Session: r.Session, Server: r.Server, Method: r.Method, Tool: r.Tool,
-			Identity:   audit.Identity{Subject: r.Requester.Subject, Email: r.Requester.Email, Groups: r.Requester.Groups},
-			ArgsDigest: r.ArgsDigest, ApprovalID: r.ID, Rule: r.Rule, Outcome: string(r.State)}
-		if kind == audit.KindApprovalCancelled {
-			rec.Reason = r.CancelReason
-		}
-		if a.recorder != nil {
-			_ = a.recorder.Event(ctx, rec)
-		}
+		a.recordOutcome(ctx, kind, r)
+	}
+}
+
+// recordOutcome audits how a request ended: expired or cancelled.
+func (a *Approvals) recordOutcome(ctx context.Context, kind audit.Kind, r *queue.Request) {
+	rec := &audit.Record{Kind: kind, Session: r.Session, Server: r.Server, Method: r.Method, Tool: r.Tool,
+		Identity:   audit.Identity{Subject: r.Requester.Subject, Email: r.Requester.Email, Groups: r.Requester.Groups},
+		ArgsDigest: r.ArgsDigest, ApprovalID: r.ID, Rule: r.Rule, Outcome: string(r.State)}
+	if kind == audit.KindApprovalCancelled {
+		rec.Reason = r.CancelReason
+	}
+	if a.recorder != nil {
+		_ = a.recorder.Event(ctx, rec)
 	}
 }
 

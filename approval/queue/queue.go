@@ -500,7 +500,8 @@ func (q *Queue) Cancel(ctx context.Context, id, reason string) (*Request, error)
 // Revoke withdraws an approved request that has not run: the gateway
 // found that the call it would run is no longer what policy sends to this
 // approval (a reviewer's edit that policy decides otherwise). reason is
-// recorded, shown to reviewers and audited from the cancelled event.
+// recorded and shown to reviewers; the request becomes cancelled, and the
+// event is EventRevoked, which the caller audits itself.
 func (q *Queue) Revoke(ctx context.Context, id, reason string) (*Request, error) {
 	if !ValidID(id) {
 		return nil, ErrNotFound
@@ -519,7 +520,7 @@ func (q *Queue) Revoke(ctx context.Context, id, reason string) (*Request, error)
 		return nil, err
 	}
 	q.log.Warn("approval revoked", "id", r.ID, "server", r.Server, "tool", r.Tool, "requester", r.Requester.Subject)
-	q.publish(EventCancelled, r.Clone())
+	q.publish(EventRevoked, r.Clone())
 	return r, nil
 }
 

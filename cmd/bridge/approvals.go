@@ -478,7 +478,7 @@ func printEvent(f *Factory, output string, data []byte) error {
 			rv := r.Reviews[n-1]
 			detail = fmt.Sprintf("%s by %s (%d/%d)", rv.Decision, personName(rv.Reviewer), r.Approvals(), r.MinApprovals)
 		}
-	case queue.EventCancelled:
+	case queue.EventCancelled, queue.EventRevoked:
 		detail = r.CancelReason
 	}
 	_, err := fmt.Fprintf(f.IO.Out, "%s  %-9s  %s  %s → %s  %s\n", ev.Time.Local().Format("15:04:05"), ev.Type, r.ID,
