@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -321,5 +322,45 @@ func TestSharedRequestWithdrawnByLastWaiter(t *testing.T) {
 	defer w.a.mu.Unlock()
 	if len(w.a.waiting) != 0 || len(w.a.calls) != 0 {
 		t.Fatalf("left behind: %d waiting, %d call locks", len(w.a.waiting), len(w.a.calls))
+	}
+}
+
+// TestEditCheck: the reviewer API refuses at once an edit the running
+// policy would not send to the same approve rule.
+func TestEditCheck(t *testing.T) {
+	w := newHoldWorld(t, true)
+	cur := &atomic.Pointer[policy.Policy]{}
+	check := EditCheck(cur)
+	r := &queue.Request{Requester: queue.Requester{Subject: holdAlice.Subject, Email: holdAlice.Email, Groups: holdAlice.Groups},
+		Server: "bank", Method: policy.MethodToolsCall, Tool: "transfer", Args: json.RawMessage(`{"amount":500}`), Rule: "review"}
+	if err := check(context.Background(), r, json.RawMessage(`{"amount":1000000}`)); err != nil {
+		t.Fatalf("with no policy loaded yet: %v", err)
+	}
+	cur.Store(w.pol)
+	tests := []struct {
+		name, rule, edit string
+		want             string // part of the refusal; "" accepts
+	}{
+		{"same rule", "review", `{"amount":600}`, ""},
+		{"denied", "review", `{"amount":1000000}`, `deny by rule "large"`},
+		{"allowed", "review", `{"amount":1}`, `allow by rule "small"`},
+		{"pin hold, same decision", PinRule, `{"amount":600}`, ""},
+		{"pin hold, denied", PinRule, `{"amount":5000}`, `deny by rule "large", not approve by rule "review"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rr := *r
+			rr.Rule = tt.rule
+			err := check(context.Background(), &rr, json.RawMessage(tt.edit))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, queue.ErrEditRefused) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want ErrEditRefused with %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -263,3 +263,32 @@ func TestRevoke(t *testing.T) {
 		}
 	})
 }
+
+func TestCheckEdit(t *testing.T) {
+	ctx := context.Background()
+	var asked []string
+	q, err := New(NewMemStore(), Options{Now: newClock().Now, CheckEdit: func(_ context.Context, r *Request, edited json.RawMessage) error {
+		asked = append(asked, string(edited))
+		if strings.Contains(string(edited), "prod") {
+			return ErrEditRefused.With("no prod")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustCreate(t, q, argsCall(`{"repo":"dev","title":"x"}`))
+	if _, err := q.Decide(ctx, r.ID, bob, Approve, "", json.RawMessage(`{ "title":"x", "repo":"prod" }`)); !errors.Is(err, ErrEditRefused) {
+		t.Fatalf("refused edit: %v", err)
+	}
+	if got, _ := q.Get(ctx, r.ID); len(got.Reviews) != 0 || got.EditedDigest != "" {
+		t.Fatalf("a refused edit was recorded: %+v", got)
+	}
+	// The original arguments "edited" back are no edit and not asked about.
+	if _, err := q.Decide(ctx, r.ID, bob, Approve, "", json.RawMessage(`{"title":"x","repo":"dev"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(asked, " ") != `{"repo":"prod","title":"x"}` {
+		t.Fatalf("CheckEdit was asked about %q (canonical edits only, once)", asked)
+	}
+}

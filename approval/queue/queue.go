@@ -68,6 +68,12 @@ type Options struct {
 	// MaxArgsBytes bounds the canonical arguments of a held call and of a
 	// reviewer's edit, in bytes; DefaultMaxArgsBytes when zero.
 	MaxArgsBytes int
+	// CheckEdit, if set, is asked about a reviewer's edited arguments
+	// (canonical JSON) before Decide records them; a refusal it returns
+	// (an *Error, typically ErrEditRefused) reaches the reviewer. It lets
+	// the reviewer learn at once what the gateway would find when the call
+	// runs, where policy decides the edited call again.
+	CheckEdit func(ctx context.Context, r *Request, edited json.RawMessage) error
 }
 
 // Queue is the durable approval queue: it holds calls that need a human
@@ -400,6 +406,17 @@ func (q *Queue) Decide(ctx context.Context, id string, reviewer Reviewer, decisi
 	}
 	if !ValidID(id) {
 		return nil, ErrNotFound
+	}
+	if edited != nil && q.opts.CheckEdit != nil {
+		cur, err := q.store.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if editedDigest != cur.ArgsDigest {
+			if err := q.opts.CheckEdit(ctx, cur, edited); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var (
 		expiredNow bool

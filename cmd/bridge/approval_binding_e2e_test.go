@@ -122,54 +122,41 @@ func TestApprovalBindsToWhatRuns(t *testing.T) {
 	})
 }
 
-// TestApprovalEditDecidedAgain: a reviewer's edit that policy denies is
-// refused, the requester told, the approval revoked and audited; an edit
-// by the same rule runs, and the note about it is masked.
+// TestApprovalEditDecidedAgain: a reviewer's edit that policy would deny
+// is refused to the reviewer at once (the gateway would refuse it again
+// when the call runs, see the gateway's tests); an edit by the same rule
+// runs, and the note about it is masked.
 func TestApprovalEditDecidedAgain(t *testing.T) {
 	w := newWorldWith(t, bindingRules)
 	a := w.startAgent("BRIDGE_TOKEN=" + w.token("alice"))
 	a.initialize("2025-11-25")
 
-	ch, id := a.start("tools/call", toolCall("delete_records", deleteArgs("customers")))
+	ch, id := a.start("tools/call", toolCall("delete_records", deleteArgs("orders")))
 	req := w.waitPending(t)
-	if status, body := w.decide(t, "bob", req.ID, "approve", "", map[string]any{"table": "users", "where": "id = 7"}); status != http.StatusOK {
-		t.Fatalf("approve with edits: HTTP %d %s", status, body)
+	status, body := w.decide(t, "bob", req.ID, "approve", "", map[string]any{"table": "users", "where": "id = 7"})
+	if status != http.StatusConflict || !strings.Contains(body, "edit_refused") ||
+		!strings.Contains(body, `policy decides the edited call deny by rule \"never-users\", not approve by rule \"deletes-need-review\"`) {
+		t.Fatalf("an edit policy denies: HTTP %d %s", status, body)
 	}
-	got := toolText(t, a.wait(ch, id))
-	if !strings.Contains(got, `policy decides the edited call deny by rule "never-users", not approve by rule "deletes-need-review"`) || !strings.Contains(got, "did not run") {
-		t.Fatalf("a denied edit: %q", got)
+	if r, _ := w.queue.Get(context.Background(), req.ID); r.State != queue.StatePending || len(r.Reviews) != 0 {
+		t.Fatalf("a refused edit changed the request: %+v", r)
 	}
-	if w.upstreamCalls("delete_records") != 0 {
-		t.Fatal("a denied edit reached the upstream")
-	}
-	r, err := w.queue.Get(context.Background(), req.ID)
-	if err != nil || r.State != queue.StateCancelled || !strings.Contains(r.CancelReason, "edited arguments were refused") {
-		t.Fatalf("the request after a denied edit: %+v, %v", r, err)
-	}
-
-	ch, id = a.start("tools/call", toolCall("delete_records", deleteArgs("orders")))
-	req = w.waitPending(t)
 	edit := map[string]any{"table": "orders", "where": "card = '4111 1111 1111 1111'"}
 	if status, body := w.decide(t, "bob", req.ID, "approve", "", edit); status != http.StatusOK {
 		t.Fatalf("approve with edits: HTTP %d %s", status, body)
 	}
-	got = toolText(t, a.wait(ch, id))
+	got := toolText(t, a.wait(ch, id))
 	if !strings.Contains(got, "bob@example.com changed the arguments") || strings.Contains(got, "4111 1111 1111 1111") {
 		t.Fatalf("the note about the edit: %q", got)
 	}
-	if w.upstreamCalls(`4111 1111 1111 1111`) != 1 {
-		t.Fatal("the edited call did not run")
+	if w.upstreamCalls(`4111 1111 1111 1111`) != 1 || w.upstreamCalls("delete_records") != 1 {
+		t.Fatal("the upstream did not run exactly the edited call")
 	}
 	checkStory(t, w.approvalStory(t), []string{
 		"approval_created approval=#1",
 		"approval_reviewed approve/deletes-need-review outcome=approved approval=#1",
-		"approval_cancelled outcome=cancelled approval=#1 reason=the edited arguments were refused: polic",
-		"request deny/never-users approval=#1 reason=bridge: bob@example.com approved this ca",
-		"response deny/never-users outcome=answered by gateway: tool_error approval=#1 reason=bridge: bob@example.com approved this ca",
-		"approval_created approval=#2",
-		"approval_reviewed approve/deletes-need-review outcome=approved approval=#2",
-		"approval_executed approval=#2",
-		"request approve/deletes-need-review approval=#2",
+		"approval_executed approval=#1",
+		"request approve/deletes-need-review approval=#1",
 		"response outcome=ok",
 	})
 }
