@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -70,16 +71,29 @@ func parseArgs(raw []byte) (any, error) {
 	if len(bytes.Trim(raw, " \t\r\n")) == 0 {
 		return map[string]any{}, nil
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(raw))
-	v, err := decodeTree(dec)
+	d := decoders.Get().(*pooledDecoder)
+	defer decoders.Put(d)
+	d.r.Reset(raw)
+	d.dec.Reset(&d.r)
+	defer d.r.Reset(nil) // the pool holds no caller's bytes
+	v, err := decodeTree(&d.dec)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dec.ReadToken(); err != io.EOF {
+	if _, err := d.dec.ReadToken(); err != io.EOF {
 		return nil, errors.New("invalid JSON: unexpected data after the JSON value")
 	}
 	return v, nil
 }
+
+// pooledDecoder is a reusable strict decoder: policy decisions run for
+// every call, and a fresh jsontext.Decoder per call costs allocations.
+type pooledDecoder struct {
+	r   bytes.Reader
+	dec jsontext.Decoder
+}
+
+var decoders = sync.Pool{New: func() any { return new(pooledDecoder) }}
 
 // decodeTree reads the next value of dec as a tree.
 func decodeTree(dec *jsontext.Decoder) (any, error) {
