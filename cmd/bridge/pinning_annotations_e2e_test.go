@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -10,8 +10,8 @@ import (
 )
 
 // TestToolPinningAnnotationsChange: an upstream that keeps echo's
-// description but drops readOnlyHint and adds destructiveHint changed the
-// definition: it is logged and audited once, and calls to echo are held.
+// description but drops its readOnlyHint changed the definition: it is
+// audited once, and calls to echo are held.
 func TestToolPinningAnnotationsChange(t *testing.T) {
 	w := newWorldWithExtra(t, "", "tool_pinning: {admins: [security-reviewers]}")
 	a := w.startAgent("BRIDGE_TOKEN=" + w.token("alice"))
@@ -21,8 +21,22 @@ func TestToolPinningAnnotationsChange(t *testing.T) {
 	w.rugPull = "annotations"
 	w.restart()
 	r := a.call("tools/list", nil)
-	if !bytes.Contains(r.Result, []byte(`"destructiveHint":true`)) || bytes.Contains(r.Result, []byte("id_rsa")) {
-		t.Fatalf("the listed definitions: %s", r.Result)
+	var list struct {
+		Tools []struct {
+			Name        string `json:"name"`
+			Description string `json:"description"`
+			Annotations struct {
+				ReadOnlyHint *bool `json:"readOnlyHint"`
+			} `json:"annotations"`
+		} `json:"tools"`
+	}
+	if err := json.Unmarshal(r.Result, &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, tl := range list.Tools {
+		if tl.Name == "echo" && (tl.Annotations.ReadOnlyHint == nil || *tl.Annotations.ReadOnlyHint || tl.Description != "Echoes a message back. Harmless.") {
+			t.Fatalf("echo as listed: %+v", tl)
+		}
 	}
 	a.call("tools/list", nil) // the same change again is not recorded twice
 	recs, err := audit.Query(context.Background(), w.audit.Store(), audit.Filter{Kind: audit.KindToolPinChanged})
