@@ -32,6 +32,7 @@ type Config struct {
 	Notify    []Notify           `yaml:"notify"`
 	Limits    Limits             `yaml:"limits"`
 	Pinning   Pinning            `yaml:"tool_pinning"`
+	Approvals Approvals          `yaml:"approvals"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`

@@ -316,6 +316,7 @@ func (l *loader) validate(c *Config) {
 		l.errorf("storage.path", "is required: the file where the gateway keeps its audit log and approvals, such as /var/lib/bridge/bridge.db")
 	}
 	c.Limits.validate(l.errorf)
+	c.Approvals.validate(l)
 	if len(c.Servers) == 0 {
 		l.errorf("servers", "at least one upstream server is required")
 	}

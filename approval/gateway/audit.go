@@ -25,11 +25,14 @@ type Recorder struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	maskFor  func(server string) (*mask.Masker, bool)
+	digest   *policy.Digester
 }
 
-// NewRecorder returns a Recorder writing to log.
-func NewRecorder(log *audit.Log, cfg audit.Config, maskFor func(server string) (*mask.Masker, bool), logger *slog.Logger, now func() time.Time) *Recorder {
-	return &Recorder{log: log, failOpen: cfg.FailOpen(), logger: logger, now: now, maskFor: maskFor}
+// NewRecorder returns a Recorder writing to log. Argument digests in
+// records are keyed with digest (the approval queue's); with nil, records
+// carry none.
+func NewRecorder(log *audit.Log, cfg audit.Config, maskFor func(server string) (*mask.Masker, bool), logger *slog.Logger, now func() time.Time, digest *policy.Digester) *Recorder {
+	return &Recorder{log: log, failOpen: cfg.FailOpen(), logger: logger, now: now, maskFor: maskFor, digest: digest}
 }
 
 // errAuditUnavailable is what a client sees when its message was refused
@@ -117,8 +120,11 @@ func (r *Recorder) records(x *bridge.Exchange, m *bridge.Message, v bridge.Verdi
 	if req.Kind == bridge.KindRequest {
 		c := CallOf(req)
 		base.Tool = c.Target
-		if c.Args != nil {
-			base.ArgsDigest = policy.ArgsDigest(c.Args)
+		switch {
+		case note.ArgsDigest != "": // the approval stage's: of what ran
+			base.ArgsDigest = note.ArgsDigest
+		case c.Args != nil && r.digest != nil:
+			base.ArgsDigest = r.digest.Args(c.Args)
 		}
 	}
 	if ferr != nil {

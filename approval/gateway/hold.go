@@ -11,10 +11,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/seed-3f9f6f16/bridge/approval/policy"
 	"github.com/seed-3f9f6f16/bridge/approval/queue"
 	"github.com/seed-3f9f6f16/bridge/audit"
 	"github.com/seed-3f9f6f16/bridge/bridge"
+	"github.com/seed-3f9f6f16/bridge/mask"
 )
 
 // Clock is the time source of holds, so tests drive them without sleeping.
@@ -50,6 +54,9 @@ type Approvals struct {
 	clock    Clock
 	log      *slog.Logger
 	recorder *Recorder
+	policy   *policy.Policy
+	maskFor  func(server string) (*mask.Masker, bool)
+	maxNotes int
 
 	// closing is set while the gateway shuts down: held calls then end
 	// without withdrawing their requests, which survive the restart.
@@ -59,15 +66,56 @@ type Approvals struct {
 	reported map[string]time.Time // denied or expired requests already told to the requester
 	waiting  map[string]int       // approval id → held calls waiting on it
 	calls    map[string]*callLock // identical calls deciding find-or-create one at a time
-	edited   map[string]string    // "session/request id" → note for the requester
+	edited   map[string]editNote  // "session/request id" → note for the requester, at most maxNotes
+}
+
+// editNote is the text that tells a requester their call ran with a
+// reviewer's arguments, kept until the call's response passes.
+type editNote struct {
+	text  string
+	added time.Time
+}
+
+// DefaultMaxEditNotes is ApprovalsOptions.MaxEditNotes when zero.
+const DefaultMaxEditNotes = 1024
+
+// editNoteTTL is how long a note waits for its response; a call whose
+// response never came (the upstream died) leaves no note behind for ever.
+const editNoteTTL = time.Hour
+
+// ApprovalsOptions are the approval stage's dependencies.
+type ApprovalsOptions struct {
+	// Clock drives holds; the wall clock when nil.
+	Clock  Clock
+	Logger *slog.Logger
+	// Recorder writes approval events to the audit log; nil records none.
+	Recorder *Recorder
+	// Policy decides a call again with a reviewer's edited arguments
+	// before it runs. With none, a call whose arguments were edited is
+	// refused.
+	Policy *policy.Policy
+	// MaskFor gives the masker of a server's responses: the note telling
+	// the requester about an edit carries argument values and is masked
+	// with it. With none, the note names no values.
+	MaskFor func(server string) (*mask.Masker, bool)
+	// MaxEditNotes bounds the edit notes waiting for their responses;
+	// DefaultMaxEditNotes when zero.
+	MaxEditNotes int
 }
 
 // NewApprovals returns the approval stage over a queue.
-func NewApprovals(q *queue.Queue, clock Clock, log *slog.Logger, recorder *Recorder) *Approvals {
-	if clock == nil {
-		clock = RealClock{}
+func NewApprovals(q *queue.Queue, opts ApprovalsOptions) *Approvals {
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
 	}
-	return &Approvals{q: q, clock: clock, log: log, recorder: recorder, reported: map[string]time.Time{}, edited: map[string]string{}, waiting: map[string]int{},
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxEditNotes <= 0 {
+		opts.MaxEditNotes = DefaultMaxEditNotes
+	}
+	return &Approvals{q: q, clock: opts.Clock, log: opts.Logger, recorder: opts.Recorder, policy: opts.Policy, maskFor: opts.MaskFor,
+		maxNotes: opts.MaxEditNotes, reported: map[string]time.Time{}, edited: map[string]editNote{}, waiting: map[string]int{},
 		calls: map[string]*callLock{}}
 }
 
@@ -79,13 +127,16 @@ func (a *Approvals) Shutdown() { a.closing.Store(true) }
 func (a *Approvals) Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Message, d policy.Decision) (bridge.Verdict, error) {
 	id := principalOf(x)
 	c := CallOf(m)
-	digest := policy.ArgsDigest(c.Args)
+	digest := a.q.Digest(c.Args)
 	note := noteFrom(ctx)
 	note.ArgsDigest = digest
 
 	// Identical calls arriving together must find one request, not create
-	// one each: find-or-create runs under a lock per call.
-	unlock := a.lockCall(id.Subject + "\x00" + x.Session.Server + "\x00" + c.Target + "\x00" + digest)
+	// one each: find-or-create runs under a lock per call. The lock also
+	// orders a waiter joining a request against the last waiter leaving
+	// it, so a request is withdrawn only when nobody waits on it.
+	callKey := id.Subject + "\x00" + x.Session.Server + "\x00" + c.Target + "\x00" + digest
+	unlock := a.lockCall(callKey)
 	locked := true
 	defer func() {
 		if locked {
@@ -100,11 +151,12 @@ func (a *Approvals) Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 		note.ApprovalID = prev.ID
 		switch prev.State {
 		case queue.StateApproved:
-			return a.run(ctx, x, m, prev)
+			return a.run(ctx, x, m, prev, d)
 		case queue.StatePending:
+			a.join(prev.ID)
 			unlock()
 			locked = false
-			return a.wait(ctx, x, m, prev, d)
+			return a.wait(ctx, x, m, prev, d, callKey)
 		case queue.StateDenied, queue.StateExpired:
 			if a.tellOnce(prev.ID) {
 				return pendingResult(m, a.outcomeText(prev))
@@ -129,21 +181,45 @@ func (a *Approvals) Hold(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 		Args: c.Args, ArgsDigest: digest, PolicyVersion: noteFrom(ctx).PolicyVersion, Rule: d.Rule,
 		Approvers: spec.Approvers, MinApprovals: spec.MinApprovals, Justification: justification, Timeout: spec.Timeout,
 	})
-	if errors.Is(err, queue.ErrInvalid) {
+	if errors.Is(err, queue.ErrInvalid) || errors.Is(err, queue.ErrLimit) {
+		// Refused once, on this request's own audit record: the
+		// requester is told why, and nothing is stored.
 		var qe *queue.Error
 		errors.As(err, &qe)
-		return pendingResult(m, "bridge: this call cannot be sent for approval: "+qe.Message)
+		text := "bridge: this call cannot be sent for approval: " + qe.Message
+		note.Decision, note.Reason = "refused", text
+		return pendingResult(m, text)
 	}
 	if err != nil {
 		return bridge.Verdict{}, bridge.Errorf(bridge.CodeUnavailable, "bridge: the approval queue is unavailable, so this call was refused; try again shortly", err)
 	}
 	note.ApprovalID = req.ID
+	a.join(req.ID)
 	unlock()
 	locked = false
 	if err := a.event(ctx, x, audit.KindApprovalCreated, req, ""); err != nil {
+		a.leave(req.ID)
 		return bridge.Verdict{}, err
 	}
-	return a.wait(ctx, x, m, req, d)
+	return a.wait(ctx, x, m, req, d, callKey)
+}
+
+// join counts a held call waiting on request id; leave uncounts it and
+// reports whether it was the last.
+func (a *Approvals) join(id string) {
+	a.mu.Lock()
+	a.waiting[id]++
+	a.mu.Unlock()
+}
+
+func (a *Approvals) leave(id string) (last bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.waiting[id]--; a.waiting[id] <= 0 {
+		delete(a.waiting, id)
+		return true
+	}
+	return false
 }
 
 // callLock serializes find-or-create for one call; refs counts its users so
@@ -174,8 +250,16 @@ func (a *Approvals) lockCall(key string) func() {
 	}
 }
 
-// wait holds the call until the request is decided or the hold ends.
-func (a *Approvals) wait(ctx context.Context, x *bridge.Exchange, m *bridge.Message, req *queue.Request, d policy.Decision) (bridge.Verdict, error) {
+// wait holds the call until the request is decided or the hold ends. The
+// caller has counted it among the request's waiters (join); wait uncounts
+// it when it returns.
+func (a *Approvals) wait(ctx context.Context, x *bridge.Exchange, m *bridge.Message, req *queue.Request, d policy.Decision, callKey string) (bridge.Verdict, error) {
+	left := false
+	defer func() {
+		if !left {
+			a.leave(req.ID)
+		}
+	}()
 	hold := policy.DefaultHold
 	if d.Approval != nil {
 		hold = d.Approval.Hold
@@ -183,20 +267,10 @@ func (a *Approvals) wait(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 	if until := req.Expires.Sub(a.clock.Now()); until < hold {
 		hold = max(until, 0)
 	}
-	a.mu.Lock()
-	a.waiting[req.ID]++
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		if a.waiting[req.ID]--; a.waiting[req.ID] <= 0 {
-			delete(a.waiting, req.ID)
-		}
-		a.mu.Unlock()
-	}()
 	events := a.q.Subscribe(ctx)
 	// The request may have been decided before we subscribed.
 	if cur, err := a.q.Get(ctx, req.ID); err == nil && cur.State != queue.StatePending {
-		return a.decided(ctx, x, m, cur)
+		return a.decided(ctx, x, m, cur, d)
 	}
 	a.notify(x, logMessage("notice", fmt.Sprintf(
 		"bridge: %s/%s is waiting for approval %s by %s until %s. A reviewer approves it with: bridge approvals approve %s",
@@ -211,7 +285,7 @@ func (a *Approvals) wait(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 			if !ok { // dropped for lagging: resubscribe and re-read
 				events = a.q.Subscribe(ctx)
 				if cur, err := a.q.Get(ctx, req.ID); err == nil && cur.State != queue.StatePending {
-					return a.decided(ctx, x, m, cur)
+					return a.decided(ctx, x, m, cur, d)
 				}
 				continue
 			}
@@ -223,7 +297,7 @@ func (a *Approvals) wait(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 				// reads in order; RecordEvents skips it.
 				a.recordReview(ctx, ev.Request)
 			}
-			return a.decided(ctx, x, m, ev.Request)
+			return a.decided(ctx, x, m, ev.Request, d)
 		case <-tick:
 			tick = a.clock.After(ProgressInterval)
 			if token != nil {
@@ -240,26 +314,54 @@ func (a *Approvals) wait(ctx context.Context, x *bridge.Exchange, m *bridge.Mess
 				return bridge.Verdict{}, bridge.Errorf(bridge.CodeUnavailable, fmt.Sprintf(
 					"bridge: the gateway is restarting; approval %s is still pending: call again with the same arguments", req.ID), ctx.Err())
 			}
-			// The client cancelled or went away: withdraw the request.
+			// The client cancelled or went away. Identical calls share
+			// the request: it is withdrawn only when the last of them
+			// leaves, under the call's lock so that no new waiter joins
+			// a request that is being withdrawn.
 			cctx := context.WithoutCancel(ctx)
-			_, _ = a.q.Cancel(cctx, req.ID, "the client cancelled the call or disconnected") // audited from the queue's events
+			unlock := a.lockCall(callKey)
+			left = true
+			if a.leave(req.ID) {
+				_, _ = a.q.Cancel(cctx, req.ID, "the client cancelled the call or disconnected") // audited from the queue's events
+			}
+			unlock()
 			return bridge.Verdict{}, ctx.Err()
 		}
 	}
 }
 
 // decided answers a call whose request left pending.
-func (a *Approvals) decided(ctx context.Context, x *bridge.Exchange, m *bridge.Message, r *queue.Request) (bridge.Verdict, error) {
+func (a *Approvals) decided(ctx context.Context, x *bridge.Exchange, m *bridge.Message, r *queue.Request, d policy.Decision) (bridge.Verdict, error) {
 	if r.State == queue.StateApproved {
-		return a.run(ctx, x, m, r)
+		return a.run(ctx, x, m, r, d)
 	}
 	a.tellOnce(r.ID)
 	return pendingResult(m, a.outcomeText(r))
 }
 
-// run claims an approved request and forwards the call, with the
-// reviewer's edited arguments when there are some.
-func (a *Approvals) run(ctx context.Context, x *bridge.Exchange, m *bridge.Message, r *queue.Request) (bridge.Verdict, error) {
+// run claims an approved request and forwards the call with the
+// arguments the approval binds to: the request's canonical arguments
+// (which the retry's digest matched) or the reviewer's edited ones, once
+// policy has decided the edited call exactly as it decided the original.
+// What runs is what the reviewers saw, byte for byte.
+func (a *Approvals) run(ctx context.Context, x *bridge.Exchange, m *bridge.Message, r *queue.Request, d policy.Decision) (bridge.Verdict, error) {
+	note := noteFrom(ctx)
+	forward := m
+	hasArgs := m.Method == policy.MethodToolsCall || m.Method == "prompts/get"
+	if r.EditedDigest != "" && !hasArgs {
+		return pendingResult(m, fmt.Sprintf("bridge: approval %s came with edited arguments, but only tool and prompt arguments can be edited; the call did not run.", r.ID))
+	}
+	if hasArgs && len(r.EffectiveArgs()) > 0 {
+		var err error
+		if forward, err = withArguments(m, r.EffectiveArgs()); err != nil {
+			return bridge.Verdict{}, err
+		}
+	}
+	if r.EditedDigest != "" {
+		if text, ok := a.editRefused(ctx, x, m, forward, r, d); !ok {
+			return pendingResult(m, text)
+		}
+	}
 	claimed, err := a.q.Claim(ctx, r.ID)
 	if err != nil {
 		var qe *queue.Error
@@ -268,7 +370,6 @@ func (a *Approvals) run(ctx context.Context, x *bridge.Exchange, m *bridge.Messa
 		}
 		return bridge.Verdict{}, bridge.Errorf(bridge.CodeUnavailable, "bridge: the approval queue is unavailable, so this call was refused; try again shortly", err)
 	}
-	note := noteFrom(ctx)
 	note.ApprovalID = claimed.ID
 	for _, rv := range claimed.Reviews {
 		note.Reviewers = append(note.Reviewers, reviewerName(rv.Reviewer))
@@ -276,18 +377,11 @@ func (a *Approvals) run(ctx context.Context, x *bridge.Exchange, m *bridge.Messa
 	if err := a.event(ctx, x, audit.KindApprovalExecuted, claimed, ""); err != nil {
 		return bridge.Verdict{}, err
 	}
-	if claimed.EditedDigest == "" {
-		return bridge.Verdict{Forward: m}, nil
+	if claimed.EditedDigest != "" {
+		note.ArgsDigest = claimed.EditedDigest
+		a.addNote(x.Session.ID+"/"+string(m.ID), a.editText(x.Session.Server, claimed))
 	}
-	edited, err := withArguments(m, claimed.EditedArgs)
-	if err != nil {
-		return bridge.Verdict{}, err
-	}
-	a.mu.Lock()
-	a.edited[x.Session.ID+"/"+string(m.ID)] = fmt.Sprintf("bridge: %s changed the arguments of this call before approving it (approval %s); it ran with: %s",
-		reviewerName(*claimed.EditedBy), claimed.ID, claimed.EditedArgs)
-	a.mu.Unlock()
-	return bridge.Verdict{Forward: edited}, nil
+	return bridge.Verdict{Forward: forward}, nil
 }
 
 // RecordEvents writes the approval events that happen outside a held call
@@ -318,15 +412,20 @@ func (a *Approvals) RecordEvents(ctx context.Context) {
 			a.recordReview(ctx, r)
 			continue
 		}
-		rec := &audit.Record{Kind: kind, Session: r.Session, Server: r.Server, Method: r.Method, Tool: r.Tool,
-			Identity:   audit.Identity{Subject: r.Requester.Subject, Email: r.Requester.Email, Groups: r.Requester.Groups},
-			ArgsDigest: r.ArgsDigest, ApprovalID: r.ID, Rule: r.Rule, Outcome: string(r.State)}
-		if kind == audit.KindApprovalCancelled {
-			rec.Reason = r.CancelReason
-		}
-		if a.recorder != nil {
-			_ = a.recorder.Event(ctx, rec)
-		}
+		a.recordOutcome(ctx, kind, r)
+	}
+}
+
+// recordOutcome audits how a request ended: expired or cancelled.
+func (a *Approvals) recordOutcome(ctx context.Context, kind audit.Kind, r *queue.Request) {
+	rec := &audit.Record{Kind: kind, Session: r.Session, Server: r.Server, Method: r.Method, Tool: r.Tool,
+		Identity:   audit.Identity{Subject: r.Requester.Subject, Email: r.Requester.Email, Groups: r.Requester.Groups},
+		ArgsDigest: r.ArgsDigest, ApprovalID: r.ID, Rule: r.Rule, Outcome: string(r.State)}
+	if kind == audit.KindApprovalCancelled {
+		rec.Reason = r.CancelReason
+	}
+	if a.recorder != nil {
+		_ = a.recorder.Event(ctx, rec)
 	}
 }
 
@@ -350,9 +449,10 @@ func (a *Approvals) Annotate(x *bridge.Exchange, resp *bridge.Message) *bridge.M
 	}
 	key := x.Session.ID + "/" + string(x.Request.ID)
 	a.mu.Lock()
-	text, ok := a.edited[key]
+	n, ok := a.edited[key]
 	delete(a.edited, key)
 	a.mu.Unlock()
+	text := n.text
 	if !ok || resp.Result == nil {
 		return resp
 	}
@@ -507,23 +607,23 @@ func pendingResult(m *bridge.Message, text string) (bridge.Verdict, error) {
 	return bridge.Verdict{Reply: reply}, nil
 }
 
-// withArguments returns a copy of a tools/call or prompts/get request with
-// other arguments.
+// withArguments returns a copy of a tools/call or prompts/get request
+// whose params.arguments are args; every other member is kept as it was.
 func withArguments(m *bridge.Message, args json.RawMessage) (*bridge.Message, error) {
-	var msg map[string]json.RawMessage
-	if err := json.Unmarshal(m.Raw, &msg); err != nil {
+	var msg map[string]jsontext.Value
+	if err := jsonv2.Unmarshal(m.Raw, &msg); err != nil {
 		return nil, err
 	}
-	var params map[string]json.RawMessage
-	if err := json.Unmarshal(msg["params"], &params); err != nil {
+	var params map[string]jsontext.Value
+	if err := jsonv2.Unmarshal(msg["params"], &params); err != nil {
 		return nil, err
 	}
-	params["arguments"] = args
+	params["arguments"] = jsontext.Value(args)
 	var err error
-	if msg["params"], err = json.Marshal(params); err != nil {
+	if msg["params"], err = jsonv2.Marshal(params, jsonv2.Deterministic(true)); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(msg)
+	b, err := jsonv2.Marshal(msg, jsonv2.Deterministic(true))
 	if err != nil {
 		return nil, err
 	}

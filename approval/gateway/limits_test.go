@@ -37,7 +37,7 @@ func newTestRecorder(t *testing.T, now func() time.Time) (*Recorder, *audit.Log)
 		t.Fatal(err)
 	}
 	maskFor := func(string) (*mask.Masker, bool) { return masks.Profile("") }
-	return NewRecorder(alog, audit.Config{}, maskFor, nil, now), alog
+	return NewRecorder(alog, audit.Config{}, maskFor, nil, now, nil), alog
 }
 
 func decisions(t *testing.T, alog *audit.Log) []audit.Record {

@@ -18,7 +18,8 @@ type Note struct {
 	// ApprovalID and Reviewers are set when the call went through approval.
 	ApprovalID string
 	Reviewers  []string
-	// ArgsDigest is the SHA-256 of the call's canonical arguments.
+	// ArgsDigest is the keyed digest (policy.Digester) of the arguments
+	// the approval stage held or ran, when it acted.
 	ArgsDigest string
 	// Masked counts what masking replaced, per detector; never values.
 	Masked mask.Counts

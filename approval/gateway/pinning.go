@@ -11,6 +11,9 @@ import (
 	"slices"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/seed-3f9f6f16/bridge/approval/config"
 	"github.com/seed-3f9f6f16/bridge/approval/pins"
 	"github.com/seed-3f9f6f16/bridge/approval/policy"
@@ -45,7 +48,7 @@ func (p *Pinning) Middleware() Middleware {
 			case m.Kind == bridge.KindRequest && x.Direction == bridge.FromClient && m.Method == policy.MethodToolsCall:
 				return p.checkCall(ctx, x, m, next)
 			case m.Kind == bridge.KindResponse && x.Direction == bridge.FromUpstream && x.Request != nil && x.Request.Method == "tools/list":
-				p.observe(ctx, x, m)
+				m = p.observe(ctx, x, m)
 			}
 			return next.Filter(ctx, x, m)
 		})
@@ -75,28 +78,100 @@ func (p *Pinning) checkCall(ctx context.Context, x *bridge.Exchange, m *bridge.M
 	return next.Filter(ctx, x, v.Forward)
 }
 
-// observe records the tools an upstream listed; a change is logged loudly
-// and audited. Failures never block the list: pinning is a tripwire.
-func (p *Pinning) observe(ctx context.Context, x *bridge.Exchange, m *bridge.Message) {
-	var result struct {
-		Tools []pins.Tool `json:"tools"`
+// observe records the tools an upstream listed, read strictly; a change
+// is logged loudly and audited. An entry the strict decoding cannot read
+// is a changed definition: it is withheld from the list, its pin (if the
+// tool was pinned) is marked changed, and that is logged and audited. It
+// returns the list to pass on. Store failures never block the list:
+// pinning is a tripwire, and calls still check the pins.
+func (p *Pinning) observe(ctx context.Context, x *bridge.Exchange, m *bridge.Message) *bridge.Message {
+	if m.Result == nil {
+		return m
 	}
-	if m.Result == nil || json.Unmarshal(m.Result, &result) != nil || len(result.Tools) == 0 {
-		return
-	}
-	changed, err := p.store.Observe(ctx, x.Session.Server, result.Tools)
+	tools, bad, err := pins.ParseTools(m.Result)
 	if err != nil {
-		p.log.Error("tool pinning failed", "server", x.Session.Server, "err", err)
-		return
+		p.log.Error("TOOL LIST UNREADABLE: withheld", "server", x.Session.Server, "reason", err.Error())
+		p.audit(ctx, x, "", "tools/list withheld: "+err.Error())
+		reply := bridge.NewError(m.ID, bridge.CodeRefused, "bridge: the upstream's tool list could not be read strictly, so the gateway withheld it")
+		return reply
 	}
-	for _, c := range changed {
-		p.log.Error("TOOL DEFINITION CHANGED: calls to it are held until an admin accepts it",
-			"server", c.Server, "tool", c.Tool, "fingerprint", c.Changed, "accepted_fingerprint", c.Fingerprint)
-		if p.recorder != nil {
-			_ = p.recorder.Event(ctx, &audit.Record{Kind: audit.KindToolPinChanged, Session: x.Session.ID, Server: c.Server, Tool: c.Tool,
-				Identity: identityOf(x.Session, x.Principal), Outcome: "fingerprint " + c.Fingerprint + " → " + c.Changed})
+	if len(tools) > 0 {
+		changed, err := p.store.Observe(ctx, x.Session.Server, tools)
+		if err != nil {
+			p.log.Error("tool pinning failed", "server", x.Session.Server, "err", err)
+		}
+		for _, c := range changed {
+			p.log.Error("TOOL DEFINITION CHANGED: calls to it are held until an admin accepts it",
+				"server", c.Server, "tool", c.Tool, "fingerprint", c.Changed, "accepted_fingerprint", c.Fingerprint)
+			p.audit(ctx, x, c.Tool, "fingerprint "+c.Fingerprint+" → "+c.Changed)
 		}
 	}
+	if len(bad) == 0 {
+		return m
+	}
+	withheld := map[int]bool{}
+	for _, u := range bad {
+		withheld[u.Index] = true
+		p.log.Error("TOOL DEFINITION UNREADABLE: withheld from the list", "server", x.Session.Server, "tool", u.Name, "index", u.Index, "reason", u.Reason)
+		outcome := fmt.Sprintf("unreadable definition withheld (entry %d): %s", u.Index, u.Reason)
+		if u.Name != "" {
+			raw := entryAt(m.Result, u.Index)
+			if _, err := p.store.MarkUnreadable(ctx, x.Session.Server, u.Name, raw); err != nil {
+				p.log.Error("tool pinning failed", "server", x.Session.Server, "err", err)
+			}
+		}
+		p.audit(ctx, x, u.Name, outcome)
+	}
+	out, err := withoutEntries(m, withheld)
+	if err != nil {
+		p.log.Error("withholding unreadable tools failed", "server", x.Session.Server, "err", err)
+		return bridge.NewError(m.ID, bridge.CodeRefused, "bridge: the upstream's tool list could not be read strictly, so the gateway withheld it")
+	}
+	return out
+}
+
+// audit records a pinning event.
+func (p *Pinning) audit(ctx context.Context, x *bridge.Exchange, tool, outcome string) {
+	if p.recorder != nil {
+		_ = p.recorder.Event(ctx, &audit.Record{Kind: audit.KindToolPinChanged, Session: x.Session.ID, Server: x.Session.Server, Tool: tool,
+			Identity: identityOf(x.Session, x.Principal), Outcome: outcome})
+	}
+}
+
+// entryAt returns the i-th raw entry of result.tools.
+func entryAt(result json.RawMessage, i int) []byte {
+	var r struct {
+		Tools []jsontext.Value `json:"tools"`
+	}
+	if jsonv2.Unmarshal(result, &r) != nil || i >= len(r.Tools) {
+		return nil
+	}
+	return r.Tools[i]
+}
+
+// withoutEntries returns a tools/list response without the withheld
+// entries; every other member of the result is kept as it came.
+func withoutEntries(m *bridge.Message, withheld map[int]bool) (*bridge.Message, error) {
+	var result map[string]jsontext.Value
+	if err := jsonv2.Unmarshal(m.Result, &result); err != nil {
+		return nil, err
+	}
+	var tools []jsontext.Value
+	if err := jsonv2.Unmarshal(result["tools"], &tools); err != nil {
+		return nil, err
+	}
+	kept := make([]jsontext.Value, 0, len(tools))
+	for i, t := range tools {
+		if !withheld[i] {
+			kept = append(kept, t)
+		}
+	}
+	b, err := jsonv2.Marshal(kept)
+	if err != nil {
+		return nil, err
+	}
+	result["tools"] = b
+	return bridge.NewResult(m.ID, result)
 }
 
 // Handler serves GET /v1/pins and POST /v1/pins/accept to admins.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/seed-3f9f6f16/bridge/approval/config"
 	"github.com/seed-3f9f6f16/bridge/approval/pins"
+	"github.com/seed-3f9f6f16/bridge/approval/policy"
 	"github.com/seed-3f9f6f16/bridge/approval/queue"
 	"github.com/seed-3f9f6f16/bridge/audit"
 	"github.com/seed-3f9f6f16/bridge/auth"
@@ -63,6 +64,9 @@ type services struct {
 	notify    *queue.Dispatcher
 	pins      *pins.Store
 	hook      *webhookWitness // nil unless audit.witness.webhook
+	// policy is the running configuration's policy, for the queue's check
+	// of reviewers' edits.
+	policy *atomic.Pointer[policy.Policy]
 	// closers end long-lived streams (reviewer events) at shutdown.
 	closers []func()
 }
@@ -109,7 +113,10 @@ func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time,
 		return nil, fmt.Errorf("approval queue: %w", err)
 	}
 	notify := queue.NewDispatcher(queue.DispatcherOptions{Senders: senders(cfg, now), Logger: logger})
-	q, err := queue.New(qstore, queue.Options{Now: now, Notifier: notify, Logger: logger})
+	current := &atomic.Pointer[policy.Policy]{}
+	q, err := queue.New(qstore, queue.Options{Now: now, Notifier: notify, Logger: logger,
+		MaxPendingPerRequester: cfg.Approvals.MaxPendingPerRequester, MaxArgsBytes: cfg.Approvals.MaxArgsBytes,
+		CheckEdit: EditCheck(current)})
 	if err != nil {
 		notify.Close()
 		alog.Close()
@@ -123,7 +130,7 @@ func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time,
 		store.Close()
 		return nil, fmt.Errorf("tool pins: %w", err)
 	}
-	return &services{store: store, log: alog, queue: q, notify: notify, pins: pinStore, hook: hook}, nil
+	return &services{store: store, log: alog, queue: q, notify: notify, pins: pinStore, hook: hook, policy: current}, nil
 }
 
 // auditWitnesses opens the witnesses of the configuration and reads the
@@ -204,8 +211,9 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		if err != nil {
 			return nil, err
 		}
-		rec := NewRecorder(svc.log, cfg.Audit, ServerMasker(cfg), log, now)
-		approvals := NewApprovals(svc.queue, clock, log, rec)
+		rec := NewRecorder(svc.log, cfg.Audit, ServerMasker(cfg), log, now, svc.queue.Digester())
+		approvals := NewApprovals(svc.queue, ApprovalsOptions{Clock: clock, Logger: log, Recorder: rec,
+			Policy: cfg.CompiledPolicy, MaskFor: ServerMasker(cfg)})
 		var pinning *Pinning
 		if !cfg.Pinning.Disabled {
 			pinning = NewPinning(svc.pins, cfg.Pinning, approvals, rec, log)
@@ -245,6 +253,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 			opts.Mount(g.Mux())
 		}
 		svc.recorder, svc.approvals = rec, approvals
+		svc.policy.Store(cfg.CompiledPolicy)
 		return g, nil
 	}
 	g, err := build(opts.Config)

@@ -5,41 +5,52 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf16"
+	"sync"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // maxArgsDepth bounds the nesting of argument JSON. Deeper input is refused
 // (and so fails closed) rather than risking deep recursion.
 const maxArgsDepth = 128
 
-// CanonicalJSON returns the canonical form of a JSON value: compact, object
-// keys sorted by byte order, strings re-escaped minimally (only '"', '\\' and
-// control characters, in the style of RFC 8785), numbers kept as their
-// literal text so that no precision is lost. Empty input (nil, or only
-// whitespace) is treated as the empty object "{}", because an absent
+// CanonicalJSON returns the canonical form of a JSON value in the manner
+// of RFC 8785 (JCS), computed by jsontext.Value.Canonicalize: compact,
+// object members sorted, strings in their minimal escaping. Unlike JCS,
+// numbers keep their literal text: JCS would read them as IEEE 754
+// doubles, merging 9007199254740993 with 9007199254740992 and 1 with 1.0,
+// which an upstream may read as different values. Empty input (nil, or
+// only whitespace) is treated as the empty object "{}", because an absent
 // "arguments" member and "{}" mean the same call.
 //
-// It is stricter than encoding/json: duplicate object keys, invalid UTF-8,
-// unpaired UTF-16 surrogate escapes and nesting deeper than 128 are errors,
-// because each is a way to make the policy engine and an upstream server see
-// different arguments.
+// It is as strict as the gateway's message decoding: duplicate object
+// names, invalid UTF-8 and unpaired surrogate escapes are errors, because
+// each is a way to make the gateway and an upstream read different
+// arguments.
 func CanonicalJSON(raw []byte) ([]byte, error) {
-	v, err := parseArgs(raw)
-	if err != nil {
-		return nil, err
+	if len(bytes.Trim(raw, " \t\r\n")) == 0 {
+		return []byte("{}"), nil
 	}
-	return appendCanonical(make([]byte, 0, len(raw)), v), nil
+	v := jsontext.Value(bytes.Clone(raw))
+	if err := v.Canonicalize(jsontext.CanonicalizeRawInts(false), jsontext.CanonicalizeRawFloats(false)); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	return v, nil
 }
 
-// ArgsDigest returns the lowercase hex SHA-256 of CanonicalJSON(raw). The
-// approval queue binds an approval to this digest. Arguments that cannot be
-// canonicalized get the digest of the raw bytes prefixed with "invalid:", so
-// they never collide with a valid canonical form.
+// ArgsDigest returns the lowercase hex SHA-256 of CanonicalJSON(raw),
+// unkeyed. It is the digest of approval stores written before digests were
+// keyed, kept so that they can be migrated; new digests come from a
+// [Digester]. Arguments that cannot be canonicalized get the digest of the
+// raw bytes prefixed with "invalid:", so they never collide with a valid
+// canonical form.
 func ArgsDigest(raw []byte) string {
 	c, err := CanonicalJSON(raw)
 	if err != nil {
@@ -51,304 +62,96 @@ func ArgsDigest(raw []byte) string {
 }
 
 // parseArgs parses one JSON value into map[string]any, []any, string,
-// json.Number (the literal text), bool and nil. CEL reads json.Number as an
-// int when the literal is an integer that fits in 64 bits, else a double.
+// json.Number (the literal text), bool and nil, reading it with the
+// strict jsontext decoder (duplicate names, invalid UTF-8 and trailing
+// data are errors) and refusing nesting deeper than maxArgsDepth. CEL
+// reads json.Number as an int when the literal is an integer that fits in
+// 64 bits, else a double.
 func parseArgs(raw []byte) (any, error) {
-	// One conversion up front: unescaped strings and numbers in the tree are
-	// then substrings of src and cost no further allocation.
-	src := string(raw)
-	p := argParser{data: raw, src: src}
-	p.skipSpace()
-	if p.pos == len(p.data) {
+	if len(bytes.Trim(raw, " \t\r\n")) == 0 {
 		return map[string]any{}, nil
 	}
-	v, err := p.value(0)
+	d := decoders.Get().(*pooledDecoder)
+	defer decoders.Put(d)
+	d.r.Reset(raw)
+	d.dec.Reset(&d.r)
+	defer d.r.Reset(nil) // the pool holds no caller's bytes
+	v, err := decodeTree(&d.dec)
 	if err != nil {
 		return nil, err
 	}
-	p.skipSpace()
-	if p.pos != len(p.data) {
-		return nil, p.errorf("unexpected data after the JSON value")
+	if _, err := d.dec.ReadToken(); err != io.EOF {
+		return nil, errors.New("invalid JSON: unexpected data after the JSON value")
 	}
 	return v, nil
 }
 
-type argParser struct {
-	data []byte
-	src  string // data as a string
-	pos  int
+// pooledDecoder is a reusable strict decoder: policy decisions run for
+// every call, and a fresh jsontext.Decoder per call costs allocations.
+type pooledDecoder struct {
+	r   bytes.Reader
+	dec jsontext.Decoder
 }
 
-func (p *argParser) errorf(format string, a ...any) error {
-	return fmt.Errorf("invalid JSON at offset %d: %s", p.pos, fmt.Sprintf(format, a...))
-}
+var decoders = sync.Pool{New: func() any { return new(pooledDecoder) }}
 
-func (p *argParser) skipSpace() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
+// decodeTree reads the next value of dec as a tree.
+func decodeTree(dec *jsontext.Decoder) (any, error) {
+	if dec.StackDepth() >= maxArgsDepth {
+		return nil, fmt.Errorf("invalid JSON: nested deeper than %d levels", maxArgsDepth)
+	}
+	switch dec.PeekKind() {
+	case '0':
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil, fmt.Errorf("invalid JSON: %w", err)
 		}
+		return json.Number(v), nil
 	}
-}
-
-func (p *argParser) value(depth int) (any, error) {
-	if depth > maxArgsDepth {
-		return nil, p.errorf("nested deeper than %d levels", maxArgsDepth)
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
-	p.skipSpace()
-	if p.pos >= len(p.data) {
-		return nil, p.errorf("unexpected end of input")
-	}
-	switch c := p.data[p.pos]; {
-	case c == '{':
-		return p.object(depth)
-	case c == '[':
-		return p.array(depth)
-	case c == '"':
-		return p.str()
-	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number()
-	case c == 't':
-		return true, p.literal("true")
-	case c == 'f':
-		return false, p.literal("false")
-	case c == 'n':
-		return nil, p.literal("null")
-	default:
-		return nil, p.errorf("unexpected character %q", c)
-	}
-}
-
-func (p *argParser) literal(word string) error {
-	if !bytes.HasPrefix(p.data[p.pos:], []byte(word)) {
-		return p.errorf("invalid literal")
-	}
-	p.pos += len(word)
-	return nil
-}
-
-func (p *argParser) object(depth int) (any, error) {
-	p.pos++ // '{'
-	m := map[string]any{}
-	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
+	switch tok.Kind() {
+	case 'n':
+		return nil, nil
+	case 't', 'f':
+		return tok.Bool(), nil
+	case '"':
+		return tok.String(), nil
+	case '[':
+		a := []any{}
+		for dec.PeekKind() != ']' {
+			e, err := decodeTree(dec)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, e)
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, fmt.Errorf("invalid JSON: %w", err)
+		}
+		return a, nil
+	case '{':
+		m := map[string]any{}
+		for dec.PeekKind() != '}' {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return nil, fmt.Errorf("invalid JSON: %w", err)
+			}
+			k := tok.String() // a token is valid only until the next read
+			e, err := decodeTree(dec)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = e
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, fmt.Errorf("invalid JSON: %w", err)
+		}
 		return m, nil
 	}
-	for {
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
-			return nil, p.errorf("expected object key")
-		}
-		k, err := p.str()
-		if err != nil {
-			return nil, err
-		}
-		if _, dup := m[k]; dup {
-			return nil, p.errorf("duplicate object key %q", k)
-		}
-		p.skipSpace()
-		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
-			return nil, p.errorf("expected ':'")
-		}
-		p.pos++
-		v, err := p.value(depth + 1)
-		if err != nil {
-			return nil, err
-		}
-		m[k] = v
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return nil, p.errorf("unexpected end of input in object")
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case '}':
-			p.pos++
-			return m, nil
-		default:
-			return nil, p.errorf("expected ',' or '}'")
-		}
-	}
-}
-
-func (p *argParser) array(depth int) (any, error) {
-	p.pos++ // '['
-	a := []any{}
-	p.skipSpace()
-	if p.pos < len(p.data) && p.data[p.pos] == ']' {
-		p.pos++
-		return a, nil
-	}
-	for {
-		v, err := p.value(depth + 1)
-		if err != nil {
-			return nil, err
-		}
-		a = append(a, v)
-		p.skipSpace()
-		if p.pos >= len(p.data) {
-			return nil, p.errorf("unexpected end of input in array")
-		}
-		switch p.data[p.pos] {
-		case ',':
-			p.pos++
-		case ']':
-			p.pos++
-			return a, nil
-		default:
-			return nil, p.errorf("expected ',' or ']'")
-		}
-	}
-}
-
-// str parses a JSON string starting at the opening quote.
-func (p *argParser) str() (string, error) {
-	p.pos++ // opening quote
-	start := p.pos
-	// Fast path: no escapes, all ASCII printable or valid UTF-8.
-	for p.pos < len(p.data) {
-		c := p.data[p.pos]
-		if c == '"' {
-			s := p.src[start:p.pos]
-			if !utf8.ValidString(s) {
-				return "", p.errorf("invalid UTF-8 in string")
-			}
-			p.pos++
-			return s, nil
-		}
-		if c == '\\' || c < 0x20 {
-			break
-		}
-		p.pos++
-	}
-	var b strings.Builder
-	b.Write(p.data[start:p.pos])
-	for {
-		if p.pos >= len(p.data) {
-			return "", p.errorf("unterminated string")
-		}
-		c := p.data[p.pos]
-		switch {
-		case c == '"':
-			p.pos++
-			s := b.String()
-			if !utf8.ValidString(s) {
-				return "", p.errorf("invalid UTF-8 in string")
-			}
-			return s, nil
-		case c < 0x20:
-			return "", p.errorf("control character in string")
-		case c != '\\':
-			b.WriteByte(c)
-			p.pos++
-			continue
-		}
-		// Escape sequence.
-		if p.pos+1 >= len(p.data) {
-			return "", p.errorf("unterminated escape")
-		}
-		e := p.data[p.pos+1]
-		p.pos += 2
-		switch e {
-		case '"', '\\', '/':
-			b.WriteByte(e)
-		case 'b':
-			b.WriteByte('\b')
-		case 'f':
-			b.WriteByte('\f')
-		case 'n':
-			b.WriteByte('\n')
-		case 'r':
-			b.WriteByte('\r')
-		case 't':
-			b.WriteByte('\t')
-		case 'u':
-			r, err := p.hex4()
-			if err != nil {
-				return "", err
-			}
-			if utf16.IsSurrogate(r) {
-				if r >= 0xDC00 || p.pos+1 >= len(p.data) || p.data[p.pos] != '\\' || p.data[p.pos+1] != 'u' {
-					return "", p.errorf("unpaired surrogate escape")
-				}
-				p.pos += 2
-				r2, err := p.hex4()
-				if err != nil {
-					return "", err
-				}
-				r = utf16.DecodeRune(r, r2)
-				if r == utf8.RuneError {
-					return "", p.errorf("invalid surrogate pair")
-				}
-			}
-			b.WriteRune(r)
-		default:
-			return "", p.errorf("invalid escape '\\%c'", e)
-		}
-	}
-}
-
-func (p *argParser) hex4() (rune, error) {
-	if p.pos+4 > len(p.data) {
-		return 0, p.errorf("short unicode escape")
-	}
-	var r rune
-	for _, c := range p.data[p.pos : p.pos+4] {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		case c >= 'A' && c <= 'F':
-			r |= rune(c - 'A' + 10)
-		default:
-			return 0, p.errorf("invalid unicode escape")
-		}
-	}
-	p.pos += 4
-	return r, nil
-}
-
-func (p *argParser) number() (any, error) {
-	start := p.pos
-	if p.data[p.pos] == '-' {
-		p.pos++
-	}
-	digits := func() int {
-		n := 0
-		for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
-			p.pos++
-			n++
-		}
-		return n
-	}
-	if p.pos < len(p.data) && p.data[p.pos] == '0' {
-		p.pos++
-	} else if digits() == 0 {
-		return nil, p.errorf("invalid number")
-	}
-	if p.pos < len(p.data) && p.data[p.pos] == '.' {
-		p.pos++
-		if digits() == 0 {
-			return nil, p.errorf("invalid number")
-		}
-	}
-	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
-			p.pos++
-		}
-		if digits() == 0 {
-			return nil, p.errorf("invalid number")
-		}
-	}
-	return json.Number(p.src[start:p.pos]), nil
+	return nil, errors.New("invalid JSON: unexpected token")
 }
 
 // appendCanonical appends the canonical encoding of a tree built by

@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -28,12 +29,78 @@ func TestCanonicalJSON(t *testing.T) {
 	bad := []string{
 		`{"a":1,"a":2}`, `{"a":1`, `{"a":1}x`, `{a:1}`, `[1,]`, `01`, `1.`, `-`, `"\x"`, "\"\xff\"",
 		`"\ud83d"`, `"\ude00"`, `"\ud83d\u0041"`, "\"a\nb\"", `tru`, `{"a" 1}`, `nan`,
-		strings.Repeat("[", 200) + strings.Repeat("]", 200),
+		`{"a":{"b":1,"b":2}}`, `[{"x":1,"x":1}]`,
 	}
 	for _, in := range bad {
 		if got, err := CanonicalJSON([]byte(in)); err == nil {
 			t.Errorf("CanonicalJSON(%q) = %s, want error", in, got)
 		}
+	}
+}
+
+func TestParseArgsDepth(t *testing.T) {
+	if _, err := parseArgs([]byte(strings.Repeat("[", 200) + strings.Repeat("]", 200))); err == nil {
+		t.Error("nesting of 200 accepted by the policy's decoder")
+	}
+	if _, err := parseArgs([]byte(strings.Repeat("[", 100) + strings.Repeat("]", 100))); err != nil {
+		t.Errorf("nesting of 100 refused: %v", err)
+	}
+	for _, in := range []string{`{"a":1} x`, `{"a":1}{}`, `{"a":1,"a":2}`, "\"\xff\""} {
+		if _, err := parseArgs([]byte(in)); err == nil {
+			t.Errorf("parseArgs(%q) accepted", in)
+		}
+	}
+}
+
+func TestDigester(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, MinDigestKeyLen)
+	d, err := NewDigester(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := NewDigester(bytes.Repeat([]byte{8}, MinDigestKeyLen))
+	if _, err := NewDigester(key[:16]); err == nil {
+		t.Error("a 16-byte key was accepted")
+	}
+	tests := []struct {
+		name string
+		a, b string
+		same bool
+	}{
+		{"key order and spacing", `{"a":1,"b":2}`, "{ \"b\": 2,\n \"a\": 1 }", true},
+		{"escapes", `{"s":"\u0041"}`, `{"s":"A"}`, true},
+		{"absent and empty", ``, `{}`, true},
+		{"another value", `{"a":1,"b":2}`, `{"a":1000000,"b":2}`, false},
+		{"a decoy key", `{"a":1,"b":2}`, `{"a":1,"b":2,"A":1000000}`, false},
+		{"int and float literal", `{"n":1}`, `{"n":1.0}`, false},
+		{"beyond float64 precision", `{"n":9007199254740993}`, `{"n":9007199254740992}`, false},
+		{"nested order", `{"o":{"y":[1,{"q":1,"p":2}],"x":null}}`, `{"o":{"x":null,"y":[1,{"p":2,"q":1}]}}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			da, db := d.Args([]byte(tt.a)), d.Args([]byte(tt.b))
+			if (da == db) != tt.same {
+				t.Errorf("digests %s and %s: same = %v, want %v", da, db, da == db, tt.same)
+			}
+			if !IsKeyedDigest(da) || !strings.HasPrefix(da, KeyedDigestPrefix) || len(da) != len(KeyedDigestPrefix)+64 {
+				t.Errorf("digest %q is not a keyed digest", da)
+			}
+			if da == other.Args([]byte(tt.a)) {
+				t.Error("two keys gave the same digest")
+			}
+			if da == KeyedDigestPrefix+ArgsDigest([]byte(tt.a)) {
+				t.Error("the keyed digest is the plain SHA-256")
+			}
+		})
+	}
+	if inv := d.Args([]byte(`{"a":1,"a":2}`)); !strings.HasPrefix(inv, "invalid:") || !IsKeyedDigest(inv) {
+		t.Errorf("digest of invalid arguments %q", inv)
+	}
+	if IsKeyedDigest(ArgsDigest([]byte(`{}`))) {
+		t.Error("an unkeyed digest reads as keyed")
+	}
+	if s := fmt.Sprint(d) + fmt.Sprintf("%v %+v %s", d, d, d); strings.Contains(s, "\x07") || strings.Contains(s, "7 7 7") {
+		t.Errorf("the key prints: %s", s)
 	}
 }
 

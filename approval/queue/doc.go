@@ -14,6 +14,13 @@
 // Requests live in a [Store]: [BoltStore] (the "approvals" bucket of a
 // bbolt file that may be shared with the audit log) or [MemStore] for tests.
 //
+// A request binds to its arguments in canonical form (policy.CanonicalJSON)
+// and to their keyed digest (policy.Digester, under a per-installation key
+// the BoltStore keeps); webhooks carry only that digest. A requester has at
+// most Options.MaxPendingPerRequester requests pending and arguments of at
+// most Options.MaxArgsBytes; the expiry sweep reads the store's deadline
+// index, not the requests.
+//
 // Life of a request:
 //
 //	pending ──approve×MinApprovals──▶ approved ──Claim──▶ executed

@@ -25,6 +25,10 @@ func (e *Error) Is(target error) bool {
 // with returns a refusal of the same kind with a more specific message.
 func (e *Error) with(msg string) *Error { return &Error{Code: e.Code, Message: msg} }
 
+// With is with for other packages: a CheckEdit refusal, say. msg is shown
+// to the person who asked, so it must name no secret or argument value.
+func (e *Error) With(msg string) *Error { return e.with(msg) }
+
 // The refusals. Compare with errors.Is.
 var (
 	// ErrNotFound: no request has this id (or the caller may not see it).
@@ -40,6 +44,12 @@ var (
 	// ErrAlreadyReviewed: this person already approved these arguments;
 	// one person counts once toward MinApprovals.
 	ErrAlreadyReviewed = &Error{Code: "already_reviewed", Message: "you already approved this request; another approver must decide"}
+	// ErrLimit: the request would exceed a bound (pending requests per
+	// requester, argument size).
+	ErrLimit = &Error{Code: "limit", Message: "an approval limit was reached"}
+	// ErrEditRefused: a reviewer's edited arguments are not what policy
+	// sends to this approval (Options.CheckEdit).
+	ErrEditRefused = &Error{Code: "edit_refused", Message: "policy would not send the edited call to this approval"}
 	// ErrInvalid: the decision or the request is malformed.
 	ErrInvalid = &Error{Code: "invalid", Message: "invalid approval input"}
 	// ErrNotApproved: Claim on a request that is not approved.

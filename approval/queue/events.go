@@ -17,7 +17,10 @@ const (
 	EventDenied    EventType = "denied"
 	EventExpired   EventType = "expired"
 	EventCancelled EventType = "cancelled"
-	EventExecuted  EventType = "executed"
+	// EventRevoked: an approved request withdrawn before it ran (Revoke);
+	// the request is then cancelled.
+	EventRevoked  EventType = "revoked"
+	EventExecuted EventType = "executed"
 )
 
 // Event is a change to a request. Request is the state after the change;

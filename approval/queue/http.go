@@ -13,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Defaults for HandlerOptions.
@@ -197,19 +200,18 @@ type DecisionBody struct {
 	EditedArgs json.RawMessage `json:"edited_args,omitempty"`
 }
 
-// ParseDecisionBody parses and checks a decision body: one JSON object
-// with no unknown fields, a decision of "approve" or "deny", a comment of
+// ParseDecisionBody parses and checks a decision body strictly: one JSON
+// object with no unknown, duplicate or case-variant members (so that
+// {"decision":"deny","decision":"approve"} cannot read as either), a decision of "approve" or "deny", a comment of
 // at most MaxCommentLen bytes, and edited_args, if any, a JSON object
 // given with "approve".
 func ParseDecisionBody(data []byte) (DecisionBody, error) {
 	var b DecisionBody
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		return DecisionBody{}, ErrInvalid.with("the body must be a JSON object with decision, comment and edited_args")
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	if jsontext.Value(bytes.TrimSpace(data)).Kind() != '{' {
 		return DecisionBody{}, ErrInvalid.with("the body must hold one JSON object")
+	}
+	if err := jsonv2.Unmarshal(data, &b, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return DecisionBody{}, ErrInvalid.with("the body must be one JSON object with decision, comment and edited_args, each once")
 	}
 	switch b.Decision {
 	case Approve, Deny:

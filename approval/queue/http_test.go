@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -263,5 +264,33 @@ func TestAPICloseEndsStreams(t *testing.T) {
 	h.Close()
 	if _, err := io.ReadAll(c.rd); err != nil {
 		t.Fatalf("stream did not end cleanly: %v", err)
+	}
+}
+
+func TestParseDecisionBodyStrict(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		ok   bool
+	}{
+		{"plain", `{"decision":"approve"}`, true},
+		{"spaced", " {\"decision\":\"deny\",\"comment\":\"no\"}\n", true},
+		{"duplicate decision", `{"decision":"deny","decision":"approve"}`, false},
+		{"case variant", `{"Decision":"approve"}`, false},
+		{"case-variant duplicate", `{"decision":"deny","DECISION":"approve"}`, false},
+		{"duplicate inside the edit", `{"decision":"approve","edited_args":{"a":1,"a":2}}`, false},
+		{"trailing data", `{"decision":"approve"} {}`, false},
+		{"unknown member", `{"decision":"approve","x":1}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseDecisionBody([]byte(tt.body))
+			if (err == nil) != tt.ok {
+				t.Fatalf("ParseDecisionBody(%s) = %v, want ok %v", tt.body, err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, ErrInvalid) {
+				t.Fatalf("refusal %v is not ErrInvalid", err)
+			}
+		})
 	}
 }

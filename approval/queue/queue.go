@@ -1,7 +1,9 @@
 package queue
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/seed-3f9f6f16/bridge/approval/policy"
@@ -22,6 +25,11 @@ const (
 	MaxJustificationLen = 2000
 	// DefaultRecentWindow is Options.RecentWindow when zero.
 	DefaultRecentWindow = 10 * time.Minute
+	// DefaultMaxPendingPerRequester is Options.MaxPendingPerRequester
+	// when zero.
+	DefaultMaxPendingPerRequester = 20
+	// DefaultMaxArgsBytes is Options.MaxArgsBytes when zero.
+	DefaultMaxArgsBytes = 64 << 10
 )
 
 // Notifier is told of every event as it happens. Notify must not block:
@@ -50,6 +58,22 @@ type Options struct {
 	RecentWindow time.Duration
 	// Rand supplies randomness for ids; crypto/rand when nil.
 	Rand io.Reader
+	// Digester keys the argument digests. When nil, the store's key is
+	// used if it has one (BoltStore keeps one per installation); otherwise
+	// (MemStore) a random key that lives as long as the queue.
+	Digester *policy.Digester
+	// MaxPendingPerRequester bounds the requests one requester may have
+	// pending at once; DefaultMaxPendingPerRequester when zero.
+	MaxPendingPerRequester int
+	// MaxArgsBytes bounds the canonical arguments of a held call and of a
+	// reviewer's edit, in bytes; DefaultMaxArgsBytes when zero.
+	MaxArgsBytes int
+	// CheckEdit, if set, is asked about a reviewer's edited arguments
+	// (canonical JSON) before Decide records them; a refusal it returns
+	// (an *Error, typically ErrEditRefused) reaches the reviewer. It lets
+	// the reviewer learn at once what the gateway would find when the call
+	// runs, where policy decides the edited call again.
+	CheckEdit func(ctx context.Context, r *Request, edited json.RawMessage) error
 }
 
 // Queue is the durable approval queue: it holds calls that need a human
@@ -63,6 +87,10 @@ type Queue struct {
 	log    *slog.Logger
 	opts   Options
 	events broker
+	digest *policy.Digester
+	// createMu makes counting a requester's pending requests and storing
+	// a new one a single step, so concurrent calls cannot exceed the limit.
+	createMu sync.Mutex
 }
 
 // New returns a queue over store.
@@ -82,8 +110,35 @@ func New(store Store, opts Options) (*Queue, error) {
 	if opts.RecentWindow <= 0 {
 		opts.RecentWindow = DefaultRecentWindow
 	}
-	return &Queue{store: store, now: opts.Now, notify: opts.Notifier, log: opts.Logger, opts: opts}, nil
+	if opts.MaxPendingPerRequester <= 0 {
+		opts.MaxPendingPerRequester = DefaultMaxPendingPerRequester
+	}
+	if opts.MaxArgsBytes <= 0 {
+		opts.MaxArgsBytes = DefaultMaxArgsBytes
+	}
+	d := opts.Digester
+	if d == nil {
+		key := make([]byte, policy.MinDigestKeyLen)
+		if ks, ok := store.(interface{ DigestKey() []byte }); ok {
+			key = ks.DigestKey()
+		} else if _, err := io.ReadFull(cmp.Or(opts.Rand, rand.Reader), key); err != nil {
+			return nil, fmt.Errorf("approval queue: making a digest key: %w", err)
+		}
+		var err error
+		if d, err = policy.NewDigester(key); err != nil {
+			return nil, fmt.Errorf("approval queue: %w", err)
+		}
+	}
+	return &Queue{store: store, now: opts.Now, notify: opts.Notifier, log: opts.Logger, opts: opts, digest: d}, nil
 }
+
+// Digester returns the queue's argument digester: the gateway's audit
+// records use the same keyed digests as the approval records.
+func (q *Queue) Digester() *policy.Digester { return q.digest }
+
+// Digest returns the keyed digest of a call's arguments, as FindForCall
+// expects it.
+func (q *Queue) Digest(args []byte) string { return q.digest.Args(args) }
 
 // publish tells subscribers and the notifier about a change.
 func (q *Queue) publish(t EventType, r *Request) {
@@ -101,12 +156,34 @@ func (q *Queue) Subscribe(ctx context.Context) <-chan Event { return q.events.su
 // Create validates r and stores it as a new pending request. It fills ID,
 // Created, Expires (Created + r.Timeout, or Options.DefaultTimeout),
 // State, and ArgsDigest when empty (a digest that is given must match the
-// arguments). MinApprovals 0 means 1. Approvers must not be empty: a
-// request that nobody may approve would wait only to expire.
+// arguments), and stores the arguments in canonical form: what reviewers
+// see is what will run. MinApprovals 0 means 1. Approvers must not be
+// empty: a request that nobody may approve would wait only to expire.
+//
+// It refuses with ErrLimit arguments over Options.MaxArgsBytes and a
+// requester who already has Options.MaxPendingPerRequester pending.
 func (q *Queue) Create(ctx context.Context, in *Request) (*Request, error) {
 	r := in.Clone()
-	if err := validateNew(r); err != nil {
+	if err := q.validateNew(r); err != nil {
 		return nil, err
+	}
+	q.createMu.Lock()
+	defer q.createMu.Unlock()
+	live, err := q.store.Live(ctx, time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("approval queue: counting pending requests: %w", err)
+	}
+	pending := 0
+	for _, e := range live {
+		if e.State == StatePending && e.Subject == r.Requester.Subject {
+			pending++
+		}
+	}
+	if pending >= q.opts.MaxPendingPerRequester {
+		q.log.Warn("approval refused: too many pending", "requester", r.Requester.Subject, "server", r.Server, "tool", r.Tool,
+			"pending", pending, "limit", q.opts.MaxPendingPerRequester)
+		return nil, ErrLimit.with(fmt.Sprintf("you already have %d calls waiting for approval (the limit is %d); "+
+			"wait for a reviewer to decide them, or let them expire, before asking for more", pending, q.opts.MaxPendingPerRequester))
 	}
 	r.Created = q.now().UTC()
 	timeout := r.Timeout
@@ -117,7 +194,6 @@ func (q *Queue) Create(ctx context.Context, in *Request) (*Request, error) {
 	r.State = StatePending
 	r.Reviews, r.EditedArgs, r.EditedDigest, r.EditedBy = nil, nil, "", nil
 	r.DecidedAt, r.ExecutedAt, r.CancelReason = time.Time{}, time.Time{}, ""
-	var err error
 	for range 5 { // 50-bit ids: a collision is all but impossible, but cheap to survive.
 		if r.ID, err = newID(q.opts.Rand); err != nil {
 			return nil, err
@@ -135,7 +211,7 @@ func (q *Queue) Create(ctx context.Context, in *Request) (*Request, error) {
 	return r, nil
 }
 
-func validateNew(r *Request) error {
+func (q *Queue) validateNew(r *Request) error {
 	var missing []string
 	if r.Requester.Subject == "" {
 		missing = append(missing, "requester subject")
@@ -158,14 +234,22 @@ func validateNew(r *Request) error {
 	if len(r.Justification) > MaxJustificationLen {
 		return ErrInvalid.with(fmt.Sprintf("the justification is longer than %d bytes", MaxJustificationLen))
 	}
-	if len(r.Args) > 0 && !json.Valid(r.Args) {
-		// Stored and served as JSON, so they must be JSON; an approval of
-		// arguments nobody can read would be meaningless anyway.
-		return ErrInvalid.with("the call's arguments are not valid JSON")
+	c, err := policy.CanonicalJSON(r.Args)
+	if err != nil {
+		// Stored and served as JSON, so they must be JSON that reads one
+		// way only; an approval of arguments nobody can read would be
+		// meaningless anyway.
+		return ErrInvalid.with("the call's arguments are not valid JSON (or have a duplicate name or invalid UTF-8)")
 	}
-	d := policy.ArgsDigest(r.Args)
+	if len(c) > q.opts.MaxArgsBytes {
+		return ErrLimit.with(fmt.Sprintf("its arguments are %d bytes, over the %d-byte limit for calls held for approval", len(c), q.opts.MaxArgsBytes))
+	}
+	d := q.digest.Canonical(c)
 	if r.ArgsDigest != "" && r.ArgsDigest != d {
 		return ErrInvalid.with("the argument digest does not match the arguments")
+	}
+	if len(r.Args) > 0 {
+		r.Args = c
 	}
 	r.ArgsDigest = d
 	return nil
@@ -246,19 +330,22 @@ func (q *Queue) expire(ctx context.Context, id string) (*Request, error) {
 // approved one that was not claimed in time. The gateway runs it on a
 // ticker; Decide, Claim and FindForCall also expire lazily, so the ticker
 // only bounds how late the "expired" event and notification are.
+//
+// It reads the store's deadline index and only the requests that are due,
+// so a sweep costs little however many requests wait.
 func (q *Queue) ExpireDue(ctx context.Context) (int, error) {
-	rs, err := q.store.List(ctx, Filter{States: []State{StatePending, StateApproved}})
+	now := q.now()
+	due, err := q.store.Live(ctx, now)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	now := q.now()
 	var errs []error
-	for _, r := range rs {
-		if now.Before(r.Expires) {
+	for _, e := range due {
+		if now.Before(e.Expires) {
 			continue
 		}
-		got, err := q.expire(ctx, r.ID)
+		got, err := q.expire(ctx, e.ID)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -310,12 +397,26 @@ func (q *Queue) Decide(ctx context.Context, id string, reviewer Reviewer, decisi
 		}
 		c, err := policy.CanonicalJSON(editedArgs)
 		if err != nil || len(c) == 0 || c[0] != '{' {
-			return nil, ErrInvalid.with("edited arguments must be a JSON object")
+			return nil, ErrInvalid.with("edited arguments must be a JSON object (with no duplicate names)")
 		}
-		edited, editedDigest = c, policy.ArgsDigest(c)
+		if len(c) > q.opts.MaxArgsBytes {
+			return nil, ErrLimit.with(fmt.Sprintf("the edited arguments are %d bytes, over the %d-byte limit", len(c), q.opts.MaxArgsBytes))
+		}
+		edited, editedDigest = c, q.digest.Canonical(c)
 	}
 	if !ValidID(id) {
 		return nil, ErrNotFound
+	}
+	if edited != nil && q.opts.CheckEdit != nil {
+		cur, err := q.store.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if editedDigest != cur.ArgsDigest {
+			if err := q.opts.CheckEdit(ctx, cur, edited); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var (
 		expiredNow bool
@@ -410,6 +511,33 @@ func (q *Queue) Cancel(ctx context.Context, id, reason string) (*Request, error)
 	}
 	q.log.Info("approval cancelled", "id", r.ID, "server", r.Server, "tool", r.Tool, "requester", r.Requester.Subject)
 	q.publish(EventCancelled, r.Clone())
+	return r, nil
+}
+
+// Revoke withdraws an approved request that has not run: the gateway
+// found that the call it would run is no longer what policy sends to this
+// approval (a reviewer's edit that policy decides otherwise). reason is
+// recorded and shown to reviewers; the request becomes cancelled, and the
+// event is EventRevoked, which the caller audits itself.
+func (q *Queue) Revoke(ctx context.Context, id, reason string) (*Request, error) {
+	if !ValidID(id) {
+		return nil, ErrNotFound
+	}
+	if len(reason) > MaxCommentLen {
+		reason = reason[:MaxCommentLen]
+	}
+	r, err := q.store.Update(ctx, id, func(r *Request) error {
+		if r.State != StateApproved {
+			return ErrNotApproved.with(fmt.Sprintf("approval request %s is %s, not approved", r.ID, r.State))
+		}
+		r.State, r.DecidedAt, r.CancelReason = StateCancelled, q.now().UTC(), reason
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	q.log.Warn("approval revoked", "id", r.ID, "server", r.Server, "tool", r.Tool, "requester", r.Requester.Subject)
+	q.publish(EventRevoked, r.Clone())
 	return r, nil
 }
 

@@ -104,7 +104,7 @@ func TestCreateFillsFields(t *testing.T) {
 	if !r.Created.Equal(clk.Now()) || !r.Expires.Equal(clk.Now().Add(15*time.Minute)) {
 		t.Errorf("created %v expires %v", r.Created, r.Expires)
 	}
-	if want := policy.ArgsDigest(in.Args); r.ArgsDigest != want {
+	if want := q.Digest(in.Args); r.ArgsDigest != want {
 		t.Errorf("digest %s, want %s", r.ArgsDigest, want)
 	}
 	if in.ID != "" {
@@ -323,10 +323,10 @@ func TestEditedArgs(t *testing.T) {
 		if string(got.EditedArgs) != `{"repo":"staging-api","title":"fix"}` {
 			t.Errorf("edited args stored as %s, want canonical JSON", got.EditedArgs)
 		}
-		if got.EditedDigest != policy.ArgsDigest(edited) || got.EditedBy == nil || got.EditedBy.Subject != bob.Subject {
+		if got.EditedDigest != q.Digest(edited) || got.EditedBy == nil || got.EditedBy.Subject != bob.Subject {
 			t.Errorf("edit not recorded: digest %s by %+v", got.EditedDigest, got.EditedBy)
 		}
-		if got.ArgsDigest != policy.ArgsDigest(call(1).Args) {
+		if got.ArgsDigest != q.Digest(call(1).Args) {
 			t.Error("the original digest changed")
 		}
 		// Carol approves the edited arguments: now two people approved them.
@@ -361,7 +361,7 @@ func TestFindForCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	find := func() (*Request, error) {
-		return q.FindForCall(ctx, alice.Subject, "github", "create_pull_request", policy.ArgsDigest(call(1).Args))
+		return q.FindForCall(ctx, alice.Subject, "github", "create_pull_request", q.Digest(call(1).Args))
 	}
 	if _, err := find(); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty queue: %v", err)
@@ -641,7 +641,10 @@ func equalTypes(a, b []EventType) bool {
 
 func TestSlowSubscriberIsDropped(t *testing.T) {
 	ctx := t.Context()
-	q := newQueue(t, NewMemStore(), newClock())
+	q, err := New(NewMemStore(), Options{Now: newClock().Now, MaxPendingPerRequester: subscriberBuffer + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ch := q.Subscribe(ctx) // never read
 	for range subscriberBuffer + 1 {
 		mustCreate(t, q, call(1)) // must not block

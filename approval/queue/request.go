@@ -93,9 +93,12 @@ type Request struct {
 	Session string `json:"session,omitempty"`
 	Method  string `json:"method,omitempty"`
 	Tool    string `json:"tool"`
-	// Args are the call's arguments as the requester sent them.
+	// Args are the call's arguments, strictly decoded and in canonical
+	// form (policy.CanonicalJSON): exactly what reviewers see and what
+	// runs once the request is approved.
 	Args json.RawMessage `json:"args,omitempty"`
-	// ArgsDigest is policy.ArgsDigest(Args); the approval binds to it.
+	// ArgsDigest is the keyed digest of Args (policy.Digester); the
+	// approval binds to it. Webhooks carry it, never Args.
 	ArgsDigest    string   `json:"args_digest"`
 	PolicyVersion string   `json:"policy_version,omitempty"`
 	Rule          string   `json:"rule,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Store keeps requests durably. Implementations are safe for concurrent use.
@@ -26,6 +27,38 @@ type Store interface {
 	// subject, server, tool, digest) or Created. It returns the stored
 	// result, or ErrNotFound.
 	Update(ctx context.Context, id string, fn func(*Request) error) (*Request, error)
+	// Live returns the index entries of the pending and approved requests
+	// whose deadline is not after dueBy (all of them when dueBy is zero),
+	// earliest deadline first. It reads a small index, never the requests
+	// themselves, so the expiry sweep and the per-requester count stay
+	// cheap however large the requests are.
+	Live(ctx context.Context, dueBy time.Time) ([]LiveEntry, error)
+}
+
+// LiveEntry is the index entry of a request that is not final yet.
+type LiveEntry struct {
+	ID      string
+	Subject string
+	State   State
+	Expires time.Time
+}
+
+// isLive reports whether a request in state s belongs in the live index.
+func isLive(s State) bool { return s == StatePending || s == StateApproved }
+
+// liveEntry is r's index entry.
+func liveEntry(r *Request) LiveEntry {
+	return LiveEntry{ID: r.ID, Subject: r.Requester.Subject, State: r.State, Expires: r.Expires}
+}
+
+// sortLive orders entries by deadline, then id.
+func sortLive(es []LiveEntry) {
+	slices.SortFunc(es, func(a, b LiveEntry) int {
+		if c := a.Expires.Compare(b.Expires); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
 }
 
 // Filter selects requests in Store.List. Zero fields select everything.
@@ -145,4 +178,21 @@ func (s *MemStore) Update(ctx context.Context, id string, fn func(*Request) erro
 	}
 	s.reqs[id] = next
 	return next.Clone(), nil
+}
+
+// Live implements Store.
+func (s *MemStore) Live(ctx context.Context, dueBy time.Time) ([]LiveEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	var out []LiveEntry
+	for _, r := range s.reqs {
+		if isLive(r.State) && (dueBy.IsZero() || !r.Expires.After(dueBy)) {
+			out = append(out, liveEntry(r))
+		}
+	}
+	s.mu.Unlock()
+	sortLive(out)
+	return out, nil
 }

@@ -37,6 +37,9 @@ type Options struct {
 	// Leak adds the leak tool, which returns any result the caller crafts,
 	// so masking can be tried on every part of a result.
 	Leak bool
+	// RugPullAnnotations keeps echo's description but drops its
+	// readOnlyHint, as a quieter malicious update would.
+	RugPullAnnotations bool
 	// Log, if set, receives a line per echo call (the demo's stderr).
 	Log io.Writer
 }
@@ -89,7 +92,7 @@ func addTools(s *server.MCPServer, opts Options) {
 	}
 	s.AddTool(mcp.NewTool("echo",
 		mcp.WithDescription(echoDescription),
-		mcp.WithReadOnlyHintAnnotation(true),
+		mcp.WithReadOnlyHintAnnotation(!opts.RugPullAnnotations),
 		mcp.WithString("message", mcp.Required(), mcp.Description("Text to echo")),
 	), func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		if opts.Log != nil { // lets tests see what really reached the upstream

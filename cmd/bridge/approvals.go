@@ -385,7 +385,7 @@ func approvalsDecide(ctx context.Context, c *approvalsClient, opts *ApprovalsOpt
 			r.ID, call, r.Approvals(), r.MinApprovals)
 	}
 	if r.EditedBy != nil && opts.Action == "approve" {
-		fmt.Fprintf(out, "The call runs with the arguments edited by %s (sha256 %s).\n", sanitize(personName(*r.EditedBy)), short(r.EditedDigest))
+		fmt.Fprintf(out, "The call runs with the arguments edited by %s (%s).\n", sanitize(personName(*r.EditedBy)), short(r.EditedDigest))
 	}
 	return nil
 }
@@ -478,7 +478,7 @@ func printEvent(f *Factory, output string, data []byte) error {
 			rv := r.Reviews[n-1]
 			detail = fmt.Sprintf("%s by %s (%d/%d)", rv.Decision, personName(rv.Reviewer), r.Approvals(), r.MinApprovals)
 		}
-	case queue.EventCancelled:
+	case queue.EventCancelled, queue.EventRevoked:
 		detail = r.CancelReason
 	}
 	_, err := fmt.Fprintf(f.IO.Out, "%s  %-9s  %s  %s → %s  %s\n", ev.Time.Local().Format("15:04:05"), ev.Type, r.ID,
@@ -517,10 +517,10 @@ func printRequest(w io.Writer, r *queue.Request, now time.Time) {
 	if r.Justification != "" {
 		p("Justification", "%s", r.Justification)
 	}
-	fmt.Fprintf(w, "\nArguments (sha256 %s):\n", short(r.ArgsDigest))
+	fmt.Fprintf(w, "\nArguments, exactly as they will run (%s):\n", short(r.ArgsDigest))
 	printArgs(w, r.Args)
 	if r.EditedBy != nil {
-		fmt.Fprintf(w, "\nEdited arguments, which will run (by %s, sha256 %s):\n", sanitize(personName(*r.EditedBy)), short(r.EditedDigest))
+		fmt.Fprintf(w, "\nEdited arguments, which run instead if policy still sends them to this approval (by %s, %s):\n", sanitize(personName(*r.EditedBy)), short(r.EditedDigest))
 		printArgs(w, r.EditedArgs)
 	}
 	if len(r.Reviews) > 0 {
@@ -597,11 +597,17 @@ func personName(p queue.Reviewer) string {
 }
 
 // short abbreviates a digest for people.
+// short abbreviates a digest for people: "hmac-sha256 1f2e3d4c5b6a…",
+// or "1f2e3d4c5b6a…" when it names no algorithm.
 func short(d string) string {
-	if len(d) > 12 {
-		return d[:12] + "…"
+	kind, hex := "", d
+	if i := strings.LastIndexByte(d, ':'); i >= 0 {
+		kind, hex = strings.ReplaceAll(d[:i], ":", " ")+" ", d[i+1:]
 	}
-	return d
+	if len(hex) > 12 {
+		hex = hex[:12] + "…"
+	}
+	return kind + hex
 }
 
 // relTime says when t is relative to now: "in 14m", "3m ago".

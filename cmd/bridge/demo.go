@@ -14,7 +14,8 @@ func newCmdDemoServer(f *Factory) *cobra.Command {
 		Hidden: true,
 		Args:   exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := demoserver.Options{RugPull: f.Getenv("BRIDGE_DEMO_RUG_PULL") == "1", Leak: f.Getenv("BRIDGE_DEMO_LEAK") == "1"}
+			rug := f.Getenv("BRIDGE_DEMO_RUG_PULL") // tests: "1" changes echo's description, "annotations" its hints
+			opts := demoserver.Options{RugPull: rug == "1", RugPullAnnotations: rug == "annotations", Leak: f.Getenv("BRIDGE_DEMO_LEAK") == "1"}
 			if f.Getenv("BRIDGE_DEMO_LOG_CALLS") == "1" { // tests check what reached the upstream
 				opts.Log = f.IO.ErrOut
 			}
