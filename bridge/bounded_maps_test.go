@@ -137,6 +137,8 @@ func TestClientCancellationsAreBounded(t *testing.T) {
 	if m, err := c.Recv(ctx); err != nil || string(m.ID) != "1" {
 		t.Fatalf("Recv = %v, %v", m, err)
 	}
+	// The answer reaches Recv just before its post stops tracking it.
+	pollUntil(t, "request 1 to end", func() bool { i, _ := c.tracked(); return i == 0 })
 	send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`) // after its answer
 	send(`{"jsonrpc":"2.0","id":2,"method":"slow"}`)
 	send(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2}}`)
