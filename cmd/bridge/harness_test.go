@@ -81,10 +81,10 @@ type world struct {
 	// template is the configuration YAML with placeholders; empty means
 	// e2eConfig (the demo upstream).
 	template string
-	data    string
-	clock   *fakeClock
-	queue   *queue.Queue
-	audit   *audit.Log
+	data     string
+	clock    *fakeClock
+	queue    *queue.Queue
+	audit    *audit.Log
 	// auditFault makes the audit store fail while its switch is on.
 	auditFault *faultyStore
 	// reloads asks the running gateway to reload its configuration.
