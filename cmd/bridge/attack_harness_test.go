@@ -235,6 +235,17 @@ func (w *world) openSession(server, user, version string) *rawSession {
 // message in the answer (a JSON body, a batch, or an SSE stream).
 func (s *rawSession) post(body []byte) (int, []json.RawMessage) {
 	s.w.t.Helper()
+	status, msgs, err := s.tryPost(body)
+	if err != nil {
+		// A bound, not a timed assertion: an answer that never comes is a
+		// response the gateway lost or matched to another request.
+		s.w.t.Errorf("no answer from the gateway to %.200s: %v", body, err)
+	}
+	return status, msgs
+}
+
+// tryPost is post for a request that may rightly never be answered.
+func (s *rawSession) tryPost(body []byte) (int, []json.RawMessage, error) {
 	t := s.w.t
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -250,15 +261,20 @@ func (s *rawSession) post(body []byte) (int, []json.RawMessage) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		// A bound, not a timed assertion: an answer that never comes is a
-		// response the gateway lost or matched to another request.
-		t.Errorf("no answer from the gateway to %.200s: %v", body, err)
-		return 0, nil
+		return 0, nil, err
 	}
 	if sid := resp.Header.Get(bridge.HeaderSessionID); sid != "" && s.sid == "" {
 		s.sid = sid
 	}
-	return resp.StatusCode, readMessages(s.w.t, resp)
+	return resp.StatusCode, readMessages(t, resp), nil
+}
+
+// last is the last message of msgs, or nil.
+func last(msgs []json.RawMessage) json.RawMessage {
+	if len(msgs) == 0 {
+		return nil
+	}
+	return msgs[len(msgs)-1]
 }
 
 // readMessages reads a Streamable HTTP answer's messages.
@@ -459,4 +475,26 @@ func (w *world) waitReceived(t *testing.T, server, marker string) {
 		}
 	}
 	t.Fatalf("the upstream %s never received %q", server, marker)
+}
+
+// requireNotRun asserts that a request was refused or denied in any form
+// (a JSON-RPC error, or a tool result with isError), that nothing in the
+// answer came from the upstream, and that the marker never reached it.
+func (w *world) requireNotRun(t *testing.T, server, marker string, msgs []json.RawMessage) {
+	t.Helper()
+	rs := responses(t, msgs)
+	if len(rs) == 0 {
+		t.Errorf("no answer")
+	}
+	for _, r := range rs {
+		if r.Error == nil && !bytes.Contains(r.Result, []byte(`"isError":true`)) {
+			t.Errorf("answered with a result that is no refusal: %s", r.Result)
+		}
+	}
+	for _, raw := range msgs {
+		if bytes.Contains(raw, []byte("UPSTREAM-PARSED")) || bytes.Contains(raw, []byte("canary-7f3a")) || bytes.Contains(raw, []byte("s3cret-upstream-value")) {
+			t.Errorf("the answer carries what the upstream ran: %.300s", raw)
+		}
+	}
+	w.requireNotReceived(t, server, marker)
 }
