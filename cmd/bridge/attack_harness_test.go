@@ -153,6 +153,7 @@ tool_pinning: {admins: [security-reviewers]}
 const attackServers = `
 listen: 127.0.0.1:0
 storage: {path: "{{DATA}}/bridge.db"}
+audit: {signing_key_file: "{{DATA}}/audit-key.pem", witness: {file: "{{DATA}}/audit-heads.jsonl"}}
 identity:
   issuer: {{ISSUER}}
   audience: api://bridge-test
