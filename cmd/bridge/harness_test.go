@@ -78,10 +78,13 @@ type world struct {
 	rules   string
 	extra   string // more top-level YAML
 	rugPull string // "1" makes the demo upstream change echo's description
-	data    string
-	clock   *fakeClock
-	queue   *queue.Queue
-	audit   *audit.Log
+	// template is the configuration YAML with placeholders; empty means
+	// e2eConfig (the demo upstream).
+	template string
+	data     string
+	clock    *fakeClock
+	queue    *queue.Queue
+	audit    *audit.Log
 	// auditFault makes the audit store fail while its switch is on.
 	auditFault *faultyStore
 	// reloads asks the running gateway to reload its configuration.
@@ -125,7 +128,17 @@ func newWorldWith(t *testing.T, rules string) *world { return newWorldWithExtra(
 // newWorldWithExtra also adds top-level YAML sections.
 func newWorldWithExtra(t *testing.T, rules, extra string) *world {
 	t.Helper()
-	w := &world{t: t, logs: &syncBuffer{}, seen: &recorder{}, rules: rules, extra: extra, data: t.TempDir(), clock: newFakeClock()}
+	return newWorldFrom(t, e2eConfig, "", rules, extra)
+}
+
+// newWorldFrom starts a world from a configuration template in data (a
+// fresh temporary folder when empty).
+func newWorldFrom(t *testing.T, template, data, rules, extra string) *world {
+	t.Helper()
+	if data == "" {
+		data = t.TempDir()
+	}
+	w := &world{t: t, logs: &syncBuffer{}, seen: &recorder{}, rules: rules, extra: extra, data: data, clock: newFakeClock(), template: template}
 	okta, err := fakeokta.New(fakeokta.Options{ClientID: "bridge-test-cli", Audience: "api://bridge-test", Users: testUsers, PollInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +173,7 @@ func (w *world) start(addr string) {
 		ReadFile: os.ReadFile,
 	}
 	load := func() (*config.Config, error) {
-		yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules, "{{DATA}}", w.data, "{{EXTRA}}", w.extra, "{{RUG_PULL}}", w.rugPull).Replace(e2eConfig)
+		yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules, "{{DATA}}", w.data, "{{EXTRA}}", w.extra, "{{RUG_PULL}}", w.rugPull).Replace(w.template)
 		return config.Load("e2e.yaml", []byte(yaml), env)
 	}
 	cfg, err := load()
