@@ -63,6 +63,11 @@ type Message struct {
 	Result json.RawMessage // responses
 	Error  *WireError      // error responses
 
+	// Unreadable is set on the error response bridge puts in place of an
+	// upstream answer that the strict decoding refused, so stages that
+	// watch answers (tool pinning) can tell that one was withheld.
+	Unreadable bool
+
 	idKey string // CanonicalKey of ID
 
 	derivedMu sync.Mutex

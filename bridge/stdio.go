@@ -89,6 +89,7 @@ func (c *StreamConn) read(lr *LineReader, onInvalid func(error), answerOversized
 				// answer itself is not passed on, as it cannot be read
 				// one way only.
 				m := NewError(pe.ID, CodeRefused, "bridge: the server's answer could not be read unambiguously and was dropped")
+				m.Unreadable = true
 				select {
 				case c.incoming <- m:
 				case <-c.done:

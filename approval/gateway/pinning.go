@@ -85,6 +85,10 @@ func (p *Pinning) checkCall(ctx context.Context, x *bridge.Exchange, m *bridge.M
 // returns the list to pass on. Store failures never block the list:
 // pinning is a tripwire, and calls still check the pins.
 func (p *Pinning) observe(ctx context.Context, x *bridge.Exchange, m *bridge.Message) *bridge.Message {
+	if m.Unreadable {
+		p.unreadableList(ctx, x)
+		return m
+	}
 	if m.Result == nil {
 		return m
 	}
@@ -128,6 +132,35 @@ func (p *Pinning) observe(ctx context.Context, x *bridge.Exchange, m *bridge.Mes
 		return bridge.NewError(m.ID, bridge.CodeRefused, "bridge: the upstream's tool list could not be read strictly, so the gateway withheld it")
 	}
 	return out
+}
+
+// unreadableList handles a tools/list answer that the strict decoding
+// refused whole (a duplicate or case-variant key anywhere in it): any of
+// the server's pinned tools may be what it changed, so every one is marked
+// changed, logged and audited, and calls to them are held until an admin
+// accepts them.
+func (p *Pinning) unreadableList(ctx context.Context, x *bridge.Exchange) {
+	all, err := p.store.List(ctx)
+	if err != nil {
+		p.log.Error("tool pinning failed", "server", x.Session.Server, "err", err)
+		return
+	}
+	for _, pin := range all {
+		if pin.Server != x.Session.Server {
+			continue
+		}
+		changed, err := p.store.MarkUnreadable(ctx, pin.Server, pin.Tool, nil)
+		if err != nil {
+			p.log.Error("tool pinning failed", "server", pin.Server, "err", err)
+			continue
+		}
+		if changed == nil {
+			continue // already marked for this reason
+		}
+		p.log.Error("TOOL LIST UNREADABLE: calls to the server's pinned tools are held until an admin accepts them",
+			"server", pin.Server, "tool", pin.Tool)
+		p.audit(ctx, x, pin.Tool, "tools/list could not be read unambiguously; the pinned definition may have changed")
+	}
 }
 
 // audit records a pinning event.
