@@ -564,8 +564,14 @@ func (c *Client) reinitialize(ctx context.Context, failed string) error {
 	return nil
 }
 
-// withID returns a copy of a request with another id.
+// withID returns a copy of a message with another id. Only the id's bytes
+// change when Parse located them; otherwise the message is re-encoded.
 func withID(m *Message, id json.RawMessage) (*Message, error) {
+	if m.idEnd > m.idStart && m.idEnd <= len(m.Raw) {
+		b := make([]byte, 0, len(m.Raw)-(m.idEnd-m.idStart)+len(id))
+		b = append(append(append(b, m.Raw[:m.idStart]...), id...), m.Raw[m.idEnd:]...)
+		return Parse(b)
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(m.Raw, &fields); err != nil {
 		return nil, err

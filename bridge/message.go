@@ -69,6 +69,8 @@ type Message struct {
 	Unreadable bool
 
 	idKey string // CanonicalKey of ID
+	// idStart and idEnd locate the id's value in Raw (idEnd 0: unknown).
+	idStart, idEnd int
 
 	derivedMu sync.Mutex
 	derived   map[any]any
@@ -132,12 +134,14 @@ func Parse(b []byte) (*Message, error) {
 		return nil, settle(err, id)
 	}
 	var env struct{ jsonrpc, id, method, params, result, errObj []byte }
+	var idStart, idEnd int
 	for _, mb := range members {
 		switch mb.name {
 		case "jsonrpc":
 			env.jsonrpc = mb.value
 		case "id":
 			env.id = mb.value
+			idStart, idEnd = mb.off, mb.off+len(mb.value)
 		case "method":
 			env.method = mb.value
 		case "params":
@@ -158,6 +162,7 @@ func Parse(b []byte) (*Message, error) {
 			return invalid(`"id" must be a string or a number`)
 		}
 		m.ID, m.idKey = id, key
+		m.idStart, m.idEnd = idStart, idEnd
 	}
 	if v, ok := decodeString(env.jsonrpc); !ok || v != "2.0" {
 		return invalid(`"jsonrpc" must be "2.0"`)

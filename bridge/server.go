@@ -502,7 +502,20 @@ func (s *Server) fromClient(ctx context.Context, sess *Session, principal any, m
 		}
 		return
 	}
-	if err := sess.upstream.Send(sess.ctx, v.Forward); err != nil {
+	out := v.Forward
+	switch {
+	case m.Kind == KindRequest && out.Kind == KindRequest:
+		if out, err = sess.upstreamRequest(m, out); err != nil {
+			sess.answerDirect(m, NewError(m.ID, CodeInternalError, "bridge: the gateway could not relay this request"))
+			return
+		}
+	case out.Kind == KindNotification && out.Method == "notifications/cancelled":
+		var ok bool
+		if out, ok = sess.upstreamCancel(out); !ok {
+			return // the request never reached the upstream
+		}
+	}
+	if err := sess.upstream.Send(sess.ctx, out); err != nil {
 		s.opts.Logger.Warn("send upstream failed", "session", sess.Info.ID, "server", sess.Info.Server, "err", err)
 		if m.Kind == KindRequest {
 			sess.answerDirect(m, NewError(m.ID, CodeUnavailable, "bridge: the upstream MCP server is unavailable"))
@@ -513,13 +526,7 @@ func (s *Server) fromClient(ctx context.Context, sess *Session, principal any, m
 // answerDirect answers a pending client request without the upstream.
 func (sess *Session) answerDirect(req *Message, resp *Message) {
 	sess.mu.Lock()
-	p, ok := sess.pending[req.IDKey()]
-	if ok {
-		delete(sess.pending, req.IDKey())
-		if p.progress != "" {
-			delete(sess.progress, p.progress)
-		}
-	}
+	p, ok := sess.takePendingLocked(req.IDKey())
 	sess.mu.Unlock()
 	if ok {
 		sess.deliver(p.stream, resp)

@@ -6,8 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // SessionInfo describes one relay session. It is fixed when the session
@@ -146,8 +150,12 @@ func (st *stream) offer(m *Message, sessionDone <-chan struct{}) bool {
 type pendingRequest struct {
 	req      *Message
 	stream   *stream
-	progress string // compacted progress token, if any
+	progress string // the progress token's key, if any
 	started  time.Time
+	// upstreamID is the id the gateway gave the request upstream, and
+	// upstreamKey its key in Session.upstreamIDs; empty until forwarded.
+	upstreamID  json.RawMessage
+	upstreamKey string
 	// cancel ends the context the request is filtered and forwarded
 	// under, so a call held by the pipeline learns the client gave up.
 	cancel context.CancelFunc
@@ -175,11 +183,16 @@ type Session struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 
-	mu          sync.Mutex
-	pending     map[string]*pendingRequest // by request id
-	progress    map[string]*stream         // by progress token
-	serverReqs  map[string]*Message        // upstream→client requests awaiting the client's response
-	asks        map[string]chan *Message   // the gateway's own requests to the client, by id
+	mu      sync.Mutex
+	pending map[string]*pendingRequest // by request id
+	// upstreamIDs maps the id a forwarded request carries upstream to its
+	// client id: the upstream never sees the client's ids, so an answer
+	// can only ever be matched to the request the gateway sent it with.
+	upstreamIDs map[string]string
+	upstreamN   uint64
+	progress    map[string]*stream       // by progress token
+	serverReqs  map[string]*Message      // upstream→client requests awaiting the client's response
+	asks        map[string]chan *Message // the gateway's own requests to the client, by id
 	askN        int
 	postStreams []*stream // open SSE answers to POSTs, oldest first
 	getStream   *stream
@@ -195,7 +208,7 @@ func newSession(info *SessionInfo, up Conn, f Filter, log *slog.Logger, now func
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
 		Info: info, upstream: up, filter: f, log: log, now: now, ctx: ctx, cancel: cancel,
-		pending: map[string]*pendingRequest{}, progress: map[string]*stream{}, serverReqs: map[string]*Message{},
+		pending: map[string]*pendingRequest{}, upstreamIDs: map[string]string{}, progress: map[string]*stream{}, serverReqs: map[string]*Message{},
 		asks:       map[string]chan *Message{},
 		lastActive: now(),
 	}
@@ -260,10 +273,20 @@ const upstreamPipeline = 64
 func (s *Session) fromUpstream(m *Message, prev <-chan struct{}) {
 	x := &Exchange{Session: s.Info, Principal: s.Info.Principal, Direction: FromUpstream}
 	var target *stream
+	var upstreamKey string // of the request a response answers
 	s.mu.Lock()
 	switch m.Kind {
 	case KindResponse:
-		if p, ok := s.pending[m.IDKey()]; ok {
+		if p, ok := s.pending[s.upstreamIDs[m.IDKey()]]; ok {
+			// From here on the answer carries its request's client id: the
+			// pipeline, the audit record and the client see that id.
+			if re, err := withID(m, p.req.ID); err == nil {
+				re.Unreadable = m.Unreadable
+				m = re
+			} else {
+				m = NewError(p.req.ID, CodeInternalError, "bridge: the gateway could not relay the answer")
+			}
+			upstreamKey = p.upstreamKey
 			x.Request = p.req
 			x.RequestStarted = p.started
 			target = p.stream
@@ -317,12 +340,10 @@ func (s *Session) fromUpstream(m *Message, prev <-chan struct{}) {
 			s.Info.noteInitialized(out)
 		}
 		s.mu.Lock()
-		p, ok := s.pending[m.IDKey()]
+		var p *pendingRequest
+		ok := upstreamKey != ""
 		if ok {
-			delete(s.pending, m.IDKey())
-			if p.progress != "" {
-				delete(s.progress, p.progress)
-			}
+			p, ok = s.takePendingLocked(s.upstreamIDs[upstreamKey])
 		}
 		s.mu.Unlock()
 		if !ok || target == nil {
@@ -330,11 +351,12 @@ func (s *Session) fromUpstream(m *Message, prev <-chan struct{}) {
 			return
 		}
 		if !bytes.Equal(out.ID, p.req.ID) {
-			// The upstream echoed an equal id in another form (7 for 7.0):
-			// the client gets its own bytes back, as JSON-RPC requires.
-			if re, err := withID(out, p.req.ID); err == nil {
-				out = re
+			// A stage answered with another id: the client gets its own.
+			re, err := withID(out, p.req.ID)
+			if err != nil {
+				re = NewError(p.req.ID, CodeInternalError, "bridge: the gateway could not relay the answer")
 			}
+			out = re
 		}
 		s.deliver(target, out)
 		return
@@ -461,14 +483,11 @@ func (s *Session) closeStream(st *stream, reason string) {
 	s.mu.Unlock()
 	s.reroute(st.finish())
 	s.mu.Lock()
-	var orphaned []*Message
+	var orphaned []*pendingRequest
 	for id := range st.awaiting {
 		if p, ok := s.pending[id]; ok && p.stream == st {
-			orphaned = append(orphaned, p.req)
-			delete(s.pending, id)
-			if p.progress != "" {
-				delete(s.progress, p.progress)
-			}
+			orphaned = append(orphaned, p)
+			s.takePendingLocked(id)
 		}
 	}
 	closed := s.closed
@@ -476,17 +495,18 @@ func (s *Session) closeStream(st *stream, reason string) {
 	if closed {
 		return
 	}
-	for _, req := range orphaned {
-		if req.Method == "initialize" {
-			continue // initialize must not be cancelled
+	for _, p := range orphaned {
+		if p.req.Method == "initialize" || p.upstreamID == nil {
+			continue // initialize must not be cancelled; nor what was never sent
 		}
-		s.cancelUpstream(req, reason)
+		s.cancelUpstream(p.upstreamID, reason)
 	}
 }
 
-// cancelUpstream tells the upstream a request was withdrawn.
-func (s *Session) cancelUpstream(req *Message, reason string) {
-	n, err := NewNotification("notifications/cancelled", map[string]any{"requestId": req.ID, "reason": reason})
+// cancelUpstream tells the upstream the request it knows as upstreamID
+// was withdrawn.
+func (s *Session) cancelUpstream(upstreamID json.RawMessage, reason string) {
+	n, err := NewNotification("notifications/cancelled", map[string]any{"requestId": upstreamID, "reason": reason})
 	if err != nil {
 		return
 	}
@@ -511,13 +531,7 @@ func (s *Session) clientCancelled(m *Message) {
 	}
 	id := valueKey(p.RequestID)
 	s.mu.Lock()
-	pr, ok := s.pending[id]
-	if ok {
-		delete(s.pending, id)
-		if pr.progress != "" {
-			delete(s.progress, pr.progress)
-		}
-	}
+	pr, ok := s.takePendingLocked(id)
 	s.mu.Unlock()
 	if ok && pr.cancel != nil {
 		pr.cancel()
@@ -526,6 +540,69 @@ func (s *Session) clientCancelled(m *Message) {
 		// A nil message tells the stream to stop awaiting id.
 		s.deliver(pr.stream, &Message{Kind: 0, ID: pr.req.ID, idKey: id})
 	}
+}
+
+// takePendingLocked forgets the pending request with client id key key,
+// with its progress token and upstream id. s.mu must be held.
+func (s *Session) takePendingLocked(key string) (*pendingRequest, bool) {
+	p, ok := s.pending[key]
+	if !ok {
+		return nil, false
+	}
+	delete(s.pending, key)
+	if p.progress != "" {
+		delete(s.progress, p.progress)
+	}
+	if p.upstreamKey != "" {
+		delete(s.upstreamIDs, p.upstreamKey)
+	}
+	return p, true
+}
+
+// upstreamRequest gives the request fwd, decided for the client request
+// req, an id of the gateway's own for the upstream and remembers it, so
+// that only the upstream's answer to that id reaches req's stream. A
+// request no longer pending (the client gave up) still gets a fresh id,
+// whose answer is dropped.
+func (s *Session) upstreamRequest(req, fwd *Message) (*Message, error) {
+	s.mu.Lock()
+	s.upstreamN++
+	id := json.RawMessage(`"bridge-` + strconv.FormatUint(s.upstreamN, 10) + `"`)
+	if p, ok := s.pending[req.IDKey()]; ok && p.req == req {
+		p.upstreamID, p.upstreamKey = id, valueKey(id)
+		s.upstreamIDs[p.upstreamKey] = req.IDKey()
+	}
+	s.mu.Unlock()
+	return withID(fwd, id)
+}
+
+// upstreamCancel turns a client's notifications/cancelled into one naming
+// the upstream id of the request it cancels; ok is false when that
+// request was never forwarded, so there is nothing upstream to cancel.
+func (s *Session) upstreamCancel(m *Message) (*Message, bool) {
+	var p struct {
+		RequestID jsontext.Value `json:"requestId"`
+		Reason    *string        `json:"reason"`
+	}
+	if jsonv2.Unmarshal(m.Params, &p) != nil || p.RequestID == nil {
+		return nil, false
+	}
+	s.mu.Lock()
+	pr, ok := s.pending[valueKey(json.RawMessage(p.RequestID))]
+	var up json.RawMessage
+	if ok {
+		up = pr.upstreamID
+	}
+	s.mu.Unlock()
+	if up == nil {
+		return nil, false
+	}
+	params := map[string]any{"requestId": up}
+	if p.Reason != nil {
+		params["reason"] = *p.Reason
+	}
+	n, err := NewNotification("notifications/cancelled", params)
+	return n, err == nil
 }
 
 // requestContext returns a context for filtering and forwarding a request
@@ -634,6 +711,7 @@ func (s *Session) close(why string) {
 	s.closed = true
 	pending := s.pending
 	s.pending = map[string]*pendingRequest{}
+	s.upstreamIDs = map[string]string{}
 	onClose := s.onClose
 	s.mu.Unlock()
 

@@ -103,10 +103,12 @@ func knownNames(path []string) []string {
 	return nil
 }
 
-// member is a top-level member of a message: its name and raw value.
+// member is a top-level member of a message: its name, raw value and the
+// value's offset in the message.
 type member struct {
 	name  string
 	value []byte
+	off   int
 }
 
 // pooledDecoder is a jsontext decoder with its reader, reused because its
@@ -287,8 +289,9 @@ func (s *strictScanner) members(known, path []string, keep bool) ([]member, erro
 			return nil, err
 		}
 		if keep {
-			raw := bytes.TrimLeft(s.src[start:s.dec.InputOffset()], " \t\r\n:")
-			out = append(out, member{name: string(name), value: raw})
+			span := s.src[start:s.dec.InputOffset()]
+			raw := bytes.TrimLeft(span, " \t\r\n:")
+			out = append(out, member{name: string(name), value: raw, off: int(start) + len(span) - len(raw)})
 		}
 	}
 }

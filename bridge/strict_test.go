@@ -152,3 +152,21 @@ func TestParseBatchStrict(t *testing.T) {
 		t.Fatalf("ParseBatch: %v, want ErrAmbiguous", err)
 	}
 }
+
+// TestWithIDSplicesOnlyTheID checks that replacing an id leaves every
+// other byte of the message as it was.
+func TestWithIDSplicesOnlyTheID(t *testing.T) {
+	in := `{"jsonrpc":"2.0", "id" :  7.0 ,"method":"tools/call","params":{"name":"x","arguments":{"b":1,"a":2}}}`
+	m, err := Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := withID(m, []byte(`"bridge-up-1"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"jsonrpc":"2.0", "id" :  "bridge-up-1" ,"method":"tools/call","params":{"name":"x","arguments":{"b":1,"a":2}}}`
+	if string(out.Raw) != want {
+		t.Errorf("withID =\n%s\nwant\n%s", out.Raw, want)
+	}
+}

@@ -83,10 +83,14 @@ func TestAttackUpstreamAnswersAnotherID(t *testing.T) {
 	w.waitReceived(t, "own", "victim-call")
 	// hr_lookup answers with the victim's id: its (unmasked-by-echo's-
 	// profile) result must not be delivered as the victim's answer.
-	_, msgs, _ := s.tryPost([]byte(`{"jsonrpc":"2.0","id":"attacker","method":"tools/call","params":{"name":"hr_lookup","arguments":{"who":"x","reply_id":"\"victim\""}}}`))
+	// The gateway gives each request an upstream id of its own, so the
+	// answer to "victim" matches nothing and the attacker's call is never
+	// answered: it is posted aside and not waited for.
+	go s.tryPost([]byte(`{"jsonrpc":"2.0","id":"attacker","method":"tools/call","params":{"name":"hr_lookup","arguments":{"who":"x","reply_id":"\"victim\""}}}`))
+	w.waitReceived(t, "own", "hr_lookup")
 	hold.release()
 	got := <-done
-	for _, raw := range append(got, msgs...) {
+	for _, raw := range got {
 		if strings.Contains(string(raw), "EMP-424242") {
 			t.Errorf("a result left with another request's masking: %s", raw)
 		}
