@@ -71,6 +71,9 @@ var conformanceFlaky = map[string]bool{
 const conformanceConfig = `
 listen: 127.0.0.1:0
 storage: {path: "{{DATA}}/bridge.db"}
+# The suite opens a session per scenario (and per retry) as one user and
+# never ends them: more than limits.sessions_per_user's default of 16.
+limits: {sessions_per_user: 256}
 audit: {signing_key_file: "{{DATA}}/audit-key.pem", witness: {file: "{{DATA}}/audit-heads.jsonl"}}
 identity:
   issuer: {{ISSUER}}
