@@ -86,7 +86,9 @@ func TestAttackUpstreamAnswersAnotherID(t *testing.T) {
 	// The gateway gives each request an upstream id of its own, so the
 	// answer to "victim" matches nothing and the attacker's call is never
 	// answered: it is posted aside and not waited for.
-	go s.tryPost([]byte(`{"jsonrpc":"2.0","id":"attacker","method":"tools/call","params":{"name":"hr_lookup","arguments":{"who":"x","reply_id":"\"victim\""}}}`))
+	go func() {
+		_, _, _ = s.tryPost([]byte(`{"jsonrpc":"2.0","id":"attacker","method":"tools/call","params":{"name":"hr_lookup","arguments":{"who":"x","reply_id":"\"victim\""}}}`))
+	}()
 	w.waitReceived(t, "own", "hr_lookup")
 	hold.release()
 	got := <-done
