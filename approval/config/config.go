@@ -16,7 +16,7 @@ import (
 )
 
 // Config is the whole gateway configuration. The YAML format is documented
-// in DESIGN.md and the README.
+// in docs/configuration.md; Example is an annotated sample.
 type Config struct {
 	// Listen is the address the gateway listens on.
 	Listen string `yaml:"listen"`
