@@ -102,7 +102,7 @@ not an auditor, 6 verify found the log broken.`,
 			return usageError{errors.New("missing command: list, show, replay, export, verify or tail")}
 		},
 	}
-	cmd.PersistentFlags().StringVar(&common.Gateway, "gateway", "", "the gateway's URL (default: the one `bridge login` saved)")
+	cmd.PersistentFlags().StringVar(&common.Gateway, "gateway", "", "the gateway's `URL` (default: the one bridge login saved)")
 	cmd.PersistentFlags().StringVar(&common.DB, "db", "", "read this bbolt file directly (only while the gateway is stopped)")
 
 	// sub returns the options of a subcommand named name and sets c to run

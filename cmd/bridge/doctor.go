@@ -57,7 +57,7 @@ check failed; warnings do not fail.`,
 			return doctorRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "check this gateway instead of the configured one")
+	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "check the gateway at this `URL` instead of the configured one")
 	return cmd
 }
 

@@ -40,7 +40,7 @@ or in a 0600 file when no keychain is available or --insecure-storage is given.`
 			return loginRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway's URL, such as https://mcp-gw.example.com (remembered)")
+	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway's `URL`, such as https://mcp-gw.example.com (remembered; a bare host[:port] means https, or http on loopback)")
 	cmd.Flags().BoolVar(&opts.NoBrowser, "no-browser", false, "print the login URL instead of opening a browser")
 	cmd.Flags().BoolVar(&opts.InsecureStorage, "insecure-storage", false, "keep tokens in a 0600 file instead of the OS keychain")
 	return cmd
@@ -190,7 +190,7 @@ func NewCmdLogout(f *Factory, runF func(context.Context, *LoginOptions) error) *
 			return logoutRun(opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway to log out of (default: the saved one)")
+	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the `URL` of the gateway to log out of (default: the saved one)")
 	return cmd
 }
 
@@ -228,12 +228,13 @@ func NewCmdStatus(f *Factory, runF func(context.Context, *LoginOptions) error) *
 			return statusRun(cmd.Context(), opts)
 		},
 	}
+	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway's `URL` (default: the saved one); with BRIDGE_TOKEN, no login is needed")
 	return cmd
 }
 
 func statusRun(ctx context.Context, opts *LoginOptions) error {
 	f := opts.F
-	home, prof, gw, err := resolveClient(f, "")
+	home, prof, gw, err := resolveClient(f, opts.Gateway)
 	if err != nil {
 		return err
 	}

@@ -148,11 +148,12 @@ func newCmdPins(f *Factory) *cobra.Command {
 		Use:   "pins",
 		Short: "List upstream tool definitions the gateway pinned, and accept changed ones (admins)",
 	}
-	cmd.PersistentFlags().StringVar(&opts.Gateway, "gateway", "", "the gateway's URL (default: the saved one)")
+	cmd.PersistentFlags().StringVar(&opts.Gateway, "gateway", "", "the gateway's `URL` (default: the one bridge login saved)")
 	list := &cobra.Command{
-		Use:  "list [-o json]",
-		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error { return pinsListRun(cmd.Context(), opts) },
+		Use:   "list [-o json]",
+		Short: "List the tool definitions the gateway pinned, marking those that changed upstream",
+		Args:  exactArgs(0),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return pinsListRun(cmd.Context(), opts) },
 	}
 	list.Flags().StringVarP(&opts.Output, "output", "o", "table", "table or json")
 	accept := &cobra.Command{
