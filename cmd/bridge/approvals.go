@@ -22,18 +22,6 @@ import (
 	"github.com/seed-3f9f6f16/bridge/auth"
 )
 
-// Exit codes of `bridge approvals`, beside those in root.go.
-const (
-	ExitNotFound ExitCode = 3 // no such approval request (or not visible to you)
-	ExitRefused  ExitCode = 5 // the gateway refused: not pending, expired, separation of duties, not an approver
-)
-
-// exitCoder is an error that chooses the process's exit code.
-type exitCoder interface {
-	error
-	ExitCode() ExitCode
-}
-
 // maxEditArgsBytes bounds the file given to --edit-args.
 const maxEditArgsBytes = 1 << 20
 
