@@ -184,6 +184,13 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("servers: {a: {transport: stdio, command: x}}"))
 	f.Add([]byte("a: &a [1]\nb: *a"))
+	f.Add(Example())
+	broken, _ := filepath.Glob(filepath.Join("testdata", "errors", "*.yaml"))
+	for _, file := range broken {
+		if b, err := os.ReadFile(file); err == nil {
+			f.Add(b)
+		}
+	}
 	env := testEnv(map[string]string{"WAREHOUSE_TOKEN": "x"}, nil)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Load("fuzz.yaml", data, env)

@@ -81,3 +81,24 @@ func TestValidity(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNormalizeGateway: what normalizeGateway accepts is an http(s) URL
+// with a host, and normalizing it again changes nothing.
+func FuzzNormalizeGateway(f *testing.F) {
+	for _, s := range []string{"mcp-gw.example.com", "127.0.0.1:8787", "https://x/", "[::1]:1", "http://a@b", "x:", "//x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, err := normalizeGateway(raw)
+		if err != nil || got == "" {
+			return
+		}
+		again, err := normalizeGateway(got)
+		if err != nil || again != got {
+			t.Fatalf("normalizeGateway(%q) = %q, which normalizes to %q, %v", raw, got, again, err)
+		}
+		if !strings.HasPrefix(got, "https://") && !strings.HasPrefix(got, "http://") {
+			t.Fatalf("normalizeGateway(%q) = %q: not an http(s) URL", raw, got)
+		}
+	})
+}
