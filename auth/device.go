@@ -31,6 +31,10 @@ type DeviceLogin struct {
 	// OpenBrowser, if set, opens the verification URL. Nil means the URL
 	// is only printed (`--no-browser`).
 	OpenBrowser func(url string) error
+	// Announce, if set, is given the verification URL (with the code
+	// when the provider offers one) whether or not a browser is opened,
+	// for callers that show it elsewhere too, such as to an agent.
+	Announce func(url string)
 	// Stderr receives the instructions for the user; nil discards them.
 	Stderr io.Writer
 	// Now is the clock; nil means time.Now.
@@ -109,6 +113,13 @@ func (l *DeviceLogin) Run(ctx context.Context) (*Token, error) {
 	}
 
 	fmt.Fprintf(stderr, "To sign in, open %s and enter the code %s\n", da.VerificationURI, da.UserCode)
+	if l.Announce != nil {
+		link := da.VerificationURIComplete
+		if link == "" {
+			link = da.VerificationURI
+		}
+		l.Announce(link)
+	}
 	if open := da.VerificationURIComplete; open != "" && l.OpenBrowser != nil {
 		if err := l.OpenBrowser(open); err != nil {
 			fmt.Fprintf(stderr, "Could not open a browser (%v); open the address above yourself.\n", err)

@@ -188,3 +188,29 @@ func TestDeviceLoginAutoApproveOnPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeviceLoginNoBrowser: without OpenBrowser (--no-browser) nothing
+// claims a browser was opened, and Announce still gets the link.
+func TestDeviceLoginNoBrowser(t *testing.T) {
+	clk := newClock()
+	o := newOkta(t, clk, nil)
+	var stderr bytes.Buffer
+	var announced string
+	l := &DeviceLogin{
+		Config:     o.bridgeConfig(),
+		HTTPClient: o.ts.Client(),
+		Announce:   func(u string) { announced = u },
+		Stderr:     &stderr,
+		Now:        clk.Now,
+		Sleep:      decide(t, clk, o, 1, func(code string) error { return o.Approve(code, "alice") }),
+	}
+	if _, err := l.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stderr.String(), "browser") {
+		t.Errorf("stderr mentions a browser although none was opened: %q", stderr.String())
+	}
+	if !strings.Contains(announced, "/activate?user_code=") {
+		t.Errorf("announced %q, want verification_uri_complete", announced)
+	}
+}

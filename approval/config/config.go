@@ -1,7 +1,9 @@
 // Package config loads and validates the gateway's YAML configuration.
 //
-// Load rejects unknown fields, YAML anchors and aliases, and every invalid
-// value, naming the file, the line and the field. Secrets enter only through
+// Load reports every problem at once, each naming the file, the line and
+// the field path: unknown keys (with the nearest known one), keys given
+// twice, values of the wrong YAML kind (a bare number where a duration such
+// as 50s belongs), YAML anchors, aliases and tags, and every invalid value. Secrets enter only through
 // ${env:NAME} and ${file:PATH}, are expanded at load, and are held as
 // auth.Secret values that never print.
 package config
@@ -16,7 +18,7 @@ import (
 )
 
 // Config is the whole gateway configuration. The YAML format is documented
-// in DESIGN.md and the README.
+// in docs/configuration.md; Example is an annotated sample.
 type Config struct {
 	// Listen is the address the gateway listens on.
 	Listen string `yaml:"listen"`

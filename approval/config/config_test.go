@@ -78,10 +78,10 @@ func TestLoadErrors(t *testing.T) {
 		want string // substring of the error, including file:line
 	}{
 		{"syntax error", func(s string) string { return s + "policy: [\n" }, "gateway.yaml:"},
-		{"unknown top-level field", func(s string) string { return s + "listne: x\n" }, `gateway.yaml:25: unknown field "listne"`},
+		{"unknown top-level field", func(s string) string { return s + "listne: x\n" }, `gateway.yaml:25: listne: unknown key: did you mean listen?`},
 		{"unknown nested field", func(s string) string {
 			return strings.Replace(s, "    transport: http\n", "    transport: http\n    tls_verify: false\n", 1)
-		}, `gateway.yaml:15: unknown field "tls_verify"`},
+		}, `gateway.yaml:15: servers.warehouse.tls_verify: unknown key`},
 		{"unknown transport", func(s string) string { return strings.Replace(s, "transport: stdio", "transport: stdi", 1) }, `gateway.yaml:9: servers.github.transport: unknown transport "stdi"`},
 		{"missing env var", func(s string) string { return strings.Replace(s, "WAREHOUSE_TOKEN", "NOPE_TOKEN", 1) }, "gateway.yaml:16: servers.warehouse.headers.Authorization: environment variable NOPE_TOKEN is not set"},
 		{"missing secret file", func(s string) string { return strings.Replace(s, "/run/secrets/github", "/run/secrets/gone", 1) }, "gateway.yaml:12: servers.github.env.GITHUB_PERSONAL_ACCESS_TOKEN: cannot read /run/secrets/gone"},
@@ -184,6 +184,13 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("servers: {a: {transport: stdio, command: x}}"))
 	f.Add([]byte("a: &a [1]\nb: *a"))
+	f.Add(Example())
+	broken, _ := filepath.Glob(filepath.Join("testdata", "errors", "*.yaml"))
+	for _, file := range broken {
+		if b, err := os.ReadFile(file); err == nil {
+			f.Add(b)
+		}
+	}
 	env := testEnv(map[string]string{"WAREHOUSE_TOKEN": "x"}, nil)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Load("fuzz.yaml", data, env)

@@ -38,7 +38,7 @@ func TestLimitsValidation(t *testing.T) {
 		{"{header_read_timeout: 1h}", "limits.header_read_timeout: must be between"},
 		{"{stream_idle_timeout: -1s}", "limits.stream_idle_timeout: must be between"},
 		{"{max_message_bytes: 10}", "limits.max_message_bytes: must be between 1024 and 67108864"},
-		{"{sesions: 3}", `unknown field "sesions"`},
+		{"{sesions: 3}", `limits.sesions: unknown key: did you mean sessions?`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.limits, func(t *testing.T) {

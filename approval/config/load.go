@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/goccy/go-yaml/parser"
 
 	"github.com/seed-3f9f6f16/bridge/approval/policy"
+	"github.com/seed-3f9f6f16/bridge/audit"
 	"github.com/seed-3f9f6f16/bridge/auth"
 	"github.com/seed-3f9f6f16/bridge/mask"
 )
@@ -40,6 +42,8 @@ type Error struct {
 	Line  int // 0 when unknown
 	Field string
 	Msg   string
+
+	decoded bool // found while decoding, not by validation
 }
 
 func (e *Error) Error() string {
@@ -93,25 +97,88 @@ func Load(name string, data []byte, env Env) (*Config, error) {
 	if len(data) > MaxFileBytes {
 		return nil, &Error{File: name, Msg: fmt.Sprintf("file is over %d bytes", MaxFileBytes)}
 	}
-	file, err := parser.ParseBytes(data, 0)
+	// Duplicate keys are left to decode, which reports every one.
+	file, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
 	if err != nil {
 		return nil, yamlError(name, err)
 	}
 	if line, what := findForbidden(file); line > 0 {
 		return nil, &Error{File: name, Line: line, Msg: "YAML " + what + " are not allowed in the gateway configuration"}
 	}
-	cfg, err := decode(data)
+	if len(file.Docs) > 1 {
+		return nil, &Error{File: name, Line: nodeLine(file.Docs[1]), Msg: "holds more than one YAML document (---): the gateway reads one"}
+	}
+	l := &loader{name: name, file: file, env: env}
+	cfg, err := l.decode()
 	if err != nil {
-		return nil, yamlError(name, err)
+		return nil, err
 	}
 	cfg.File = name
-	l := &loader{name: name, file: file, env: env}
 	l.defaults(cfg)
 	l.validate(cfg)
 	if len(l.errs) > 0 {
-		return nil, l.errs
+		return nil, l.report()
 	}
 	return cfg, nil
+}
+
+// decode fills a Config from the syntax tree, recording every unknown key
+// and value of the wrong type. The YAML library has panicked on hostile
+// input (fuzzing found one); a panic becomes an error, never a crash.
+func (l *loader) decode() (cfg *Config, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cfg, err = nil, &Error{File: l.name, Msg: "the YAML could not be read"}
+		}
+	}()
+	cfg = &Config{}
+	d := &decoder{failed: map[string]bool{}, report: func(line int, path, msg string) {
+		l.errs = append(l.errs, &Error{File: l.name, Line: line, Field: path, Msg: msg, decoded: true})
+	}}
+	l.decodeFailed = d.failed
+	if len(l.file.Docs) == 1 && l.file.Docs[0] != nil && l.file.Docs[0].Body != nil {
+		d.decode(l.file.Docs[0].Body, reflect.ValueOf(cfg).Elem(), "")
+	}
+	return cfg, nil
+}
+
+// report returns the errors in file order, without repeats, leaving out
+// validation errors about a field that could not be decoded at all (they
+// would only restate it).
+func (l *loader) report() Errors {
+	var out Errors
+	seen := map[string]bool{}
+	for _, e := range l.errs {
+		if l.underFailed(e) || seen[e.Error()] {
+			continue
+		}
+		seen[e.Error()] = true
+		out = append(out, e)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return lineKey(out[i].Line) < lineKey(out[j].Line) })
+	return out
+}
+
+// underFailed reports whether e is a validation error at or under a path
+// whose value could not be decoded. Decoding errors themselves stay.
+func (l *loader) underFailed(e *Error) bool {
+	if e.decoded {
+		return false
+	}
+	for p := e.Field; p != ""; p = parentPath(p) {
+		if l.decodeFailed[p] {
+			return true
+		}
+	}
+	return false
+}
+
+// lineKey orders errors without a line after those with one.
+func lineKey(line int) int {
+	if line <= 0 {
+		return int(^uint(0) >> 1)
+	}
+	return line
 }
 
 func yamlError(name string, err error) error {
@@ -124,21 +191,6 @@ func yamlError(name string, err error) error {
 		return &Error{File: name, Line: line, Msg: ye.GetMessage()}
 	}
 	return &Error{File: name, Msg: "invalid YAML"}
-}
-
-// decode decodes strictly. The YAML library has panicked on hostile input
-// (fuzzing found one); a panic becomes an error, never a crash.
-func decode(data []byte) (cfg *Config, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			cfg, err = nil, errors.New("the YAML decoder failed on this input")
-		}
-	}()
-	cfg = &Config{}
-	if err := yaml.UnmarshalWithOptions(data, cfg, yaml.Strict()); err != nil {
-		return nil, err
-	}
-	return cfg, nil
 }
 
 // findForbidden returns the line of the first anchor, alias or tag, or 0,
@@ -179,6 +231,8 @@ type loader struct {
 	file *ast.File
 	env  Env
 	errs Errors
+	// decodeFailed are the paths decode could not read.
+	decodeFailed map[string]bool
 }
 
 // errorf records a problem with the field at path, given in YAML-path
@@ -372,7 +426,7 @@ func (l *loader) validate(c *Config) {
 		}
 	}
 	if err := c.Audit.Validate(); err != nil {
-		l.errorf("audit", "%v", err)
+		l.fieldErrors("audit", err)
 	}
 	if c.Audit.Witness.Webhook && !hasWebhook(c.Notify) {
 		l.errorf("audit.witness.webhook", "needs a notify entry of type webhook to post the signed heads to")
@@ -503,4 +557,21 @@ func hasWebhook(ns []Notify) bool {
 		}
 	}
 	return false
+}
+
+// fieldErrors records err, and each error it joins, at its own field when it
+// is an *audit.FieldError (whose path is already complete), else at path.
+func (l *loader) fieldErrors(path string, err error) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			l.fieldErrors(path, e)
+		}
+		return
+	}
+	var fe *audit.FieldError
+	if errors.As(err, &fe) {
+		l.errorf(fe.Path, "%s", fe.Msg)
+		return
+	}
+	l.errorf(path, "%v", err)
 }

@@ -22,18 +22,6 @@ import (
 	"github.com/seed-3f9f6f16/bridge/auth"
 )
 
-// Exit codes of `bridge approvals`, beside those in root.go.
-const (
-	ExitNotFound ExitCode = 3 // no such approval request (or not visible to you)
-	ExitRefused  ExitCode = 5 // the gateway refused: not pending, expired, separation of duties, not an approver
-)
-
-// exitCoder is an error that chooses the process's exit code.
-type exitCoder interface {
-	error
-	ExitCode() ExitCode
-}
-
 // maxEditArgsBytes bounds the file given to --edit-args.
 const maxEditArgsBytes = 1 << 20
 
@@ -68,7 +56,7 @@ Exit codes: 0 done, 1 error, 2 bad usage, 3 no such request,
 expired, your own request, not an approver, already approved by you).`,
 		Args: exactArgs(0),
 	}
-	cmd.PersistentFlags().StringVar(&opts.Gateway, "gateway", "", "the gateway's URL (default: the one `bridge login` saved)")
+	cmd.PersistentFlags().StringVar(&opts.Gateway, "gateway", "", "the gateway's `URL` (default: the one bridge login saved)")
 	cmd.PersistentFlags().StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
 
 	run := func(action string) func(*cobra.Command, []string) error {
@@ -188,7 +176,7 @@ func (c *approvalsClient) do(ctx context.Context, method, path string, body []by
 				return nil, refused
 			}
 			if errors.Is(err, auth.ErrNotLoggedIn) {
-				return nil, fmt.Errorf("%w: run `bridge login`", err)
+				return nil, err // it already says to run `bridge login`
 			}
 			return nil, fmt.Errorf("no usable token: %w", err)
 		}
@@ -377,7 +365,7 @@ func approvalsDecide(ctx context.Context, c *approvalsClient, opts *ApprovalsOpt
 	out := opts.F.IO.Out
 	switch r.State {
 	case queue.StateApproved:
-		fmt.Fprintf(out, "Approved %s: %s for %s may run once until %s.\n", r.ID, call, sanitize(requesterName(&r)), relTime(r.Expires, opts.F.Now()))
+		fmt.Fprintf(out, "Approved %s: %s for %s may run once %s.\n", r.ID, call, sanitize(requesterName(&r)), validity(r.Expires, opts.F.Now()))
 	case queue.StateDenied:
 		fmt.Fprintf(out, "Denied %s: %s for %s.\n", r.ID, call, sanitize(requesterName(&r)))
 	default:
@@ -620,4 +608,14 @@ func relTime(t, now time.Time) string {
 		return (-d).String() + " ago"
 	}
 	return "now"
+}
+
+// validity says how long an approved call may still run, read after
+// "may run once": "within the next 14m51s".
+func validity(expires, now time.Time) string {
+	d := expires.Sub(now).Round(time.Second)
+	if d <= 0 {
+		return "no longer: the approval has expired"
+	}
+	return "within the next " + d.String()
 }

@@ -24,10 +24,6 @@ import (
 	"github.com/seed-3f9f6f16/bridge/auth"
 )
 
-// ExitVerifyFailed is the exit status of `bridge audit verify` when the log
-// does not verify (as opposed to 1, verify could not run).
-const ExitVerifyFailed ExitCode = 6
-
 // verifyFailedError reports a log that failed verification.
 type verifyFailedError struct{ brk *audit.Break }
 
@@ -44,7 +40,7 @@ type forbiddenError struct{ msg string }
 func (e *forbiddenError) Error() string { return "the gateway refused: " + e.msg }
 
 // ExitCode implements exitCoder.
-func (e *forbiddenError) ExitCode() ExitCode { return ExitAuth }
+func (e *forbiddenError) ExitCode() ExitCode { return ExitRefused }
 
 // AuditFilterFlags are the record filters of list, export and tail.
 type AuditFilterFlags struct {
@@ -95,14 +91,14 @@ in such a check.
 Times (--since, --until) are RFC 3339 (2026-03-14T09:00:00Z), a date
 (2026-03-14, UTC) or a duration back from now (24h, 90m).
 
-Exit codes: 0 done, 1 error, 2 bad usage, 4 not logged in, token refused or
-not an auditor, 6 verify found the log broken.`,
+Exit codes: 0 done, 1 error, 2 bad usage, 4 not logged in or token refused,
+5 not an auditor, 6 verify found the log broken.`,
 		Args: exactArgs(0),
 		RunE: func(*cobra.Command, []string) error {
 			return usageError{errors.New("missing command: list, show, replay, export, verify or tail")}
 		},
 	}
-	cmd.PersistentFlags().StringVar(&common.Gateway, "gateway", "", "the gateway's URL (default: the one `bridge login` saved)")
+	cmd.PersistentFlags().StringVar(&common.Gateway, "gateway", "", "the gateway's `URL` (default: the one bridge login saved)")
 	cmd.PersistentFlags().StringVar(&common.DB, "db", "", "read this bbolt file directly (only while the gateway is stopped)")
 
 	// sub returns the options of a subcommand named name and sets c to run

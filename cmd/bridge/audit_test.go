@@ -418,7 +418,7 @@ func TestAuditRefusals(t *testing.T) {
 	e := newAuditEnv(t)
 	o, _, _ := e.opts(t, "dev-token", "list", "")
 	err := auditRun(context.Background(), o)
-	if auditExit(err) != ExitAuth || !strings.Contains(err.Error(), "auditors group") {
+	if auditExit(err) != ExitRefused || !strings.Contains(err.Error(), "auditors group") {
 		t.Fatalf("not an auditor: exit %d, %v", auditExit(err), err)
 	}
 	o, _, _ = e.opts(t, "stale-token", "list", "")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"sync"
 
 	"github.com/seed-3f9f6f16/bridge/auth"
@@ -87,6 +88,11 @@ func (a *autoLogin) run(done chan struct{}) {
 func (a *autoLogin) deviceLogin(ctx context.Context) error {
 	hc := a.f.HTTPClient()
 	bc, err := auth.FetchBridgeConfiguration(ctx, hc, a.gateway)
+	var unreachable *url.Error
+	if errors.As(err, &unreachable) {
+		// Say what failed: the gateway did not answer, not the login.
+		return fmt.Errorf("cannot reach the bridge gateway at %s to start a login (%w); check that it is running and reachable", a.gateway, unreachable.Err)
+	}
 	if err != nil {
 		return fmt.Errorf("cannot start a login: %w", err)
 	}
@@ -95,16 +101,16 @@ func (a *autoLogin) deviceLogin(ctx context.Context) error {
 	a.mu.Unlock()
 	fmt.Fprintf(a.log, "bridge: not logged in to %s; starting a login\n", a.gateway)
 	login := &auth.DeviceLogin{Config: *bc, HTTPClient: hc, Stderr: a.log, Now: a.f.Now,
-		OpenBrowser: func(url string) error {
+		Announce: func(url string) {
 			if link != nil {
 				link.Notify("warning", "bridge: log in to use this server: open "+url)
 				link.OpenURL(url, "Log in to your company's bridge gateway to use this MCP server.")
 			}
-			if a.browser {
-				return a.f.OpenBrowser(url)
-			}
-			return nil
 		}}
+	if a.browser {
+		// Only then: DeviceLogin says a browser window was opened.
+		login.OpenBrowser = a.f.OpenBrowser
+	}
 	tok, err := login.Run(ctx)
 	if err != nil {
 		return err

@@ -47,7 +47,7 @@ Diagnostics go to stderr; stdout carries nothing but JSON-RPC.`,
 			return connectRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway's URL (default: the one `bridge login` saved)")
+	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway's `URL` (default: the one bridge login saved)")
 	cmd.Flags().StringVar(&opts.Listen, "listen", "", "serve HTTP on this loopback address (127.0.0.1:PORT) instead of stdio")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "stderr log level: debug, info, warn or error")
 	cmd.Flags().BoolVar(&opts.NoBrowser, "no-browser", false, "when a login is needed, do not open a browser (the link still goes to stderr and the agent)")

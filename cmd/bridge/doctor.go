@@ -34,6 +34,8 @@ type DoctorOptions struct {
 	// Installer finds the agents' configuration files; nil means this
 	// machine's.
 	Installer *install.Installer
+	// Output is text or json.
+	Output string
 }
 
 // NewCmdDoctor builds `bridge doctor`.
@@ -49,6 +51,9 @@ run bridge. Each failed check comes with a fix. The exit status is 1 if any
 check failed; warnings do not fail.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
 			opts.ManagedPath = managedConfigPath(f)
 			opts.BuiltIn = builtInSettings()
 			if runF != nil {
@@ -57,7 +62,8 @@ check failed; warnings do not fail.`,
 			return doctorRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "check this gateway instead of the configured one")
+	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "check the gateway at this `URL` instead of the configured one")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "text or json")
 	return cmd
 }
 
@@ -140,6 +146,9 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 	d.checkIdentity(ctx)
 	d.checkClients(opts)
 
+	if opts.Output == "json" {
+		return d.writeJSON()
+	}
 	failed := 0
 	out := d.f.IO.Out
 	width := 0

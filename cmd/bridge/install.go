@@ -24,6 +24,8 @@ type InstallOptions struct {
 	Force   bool
 	Print   bool
 	List    bool
+	// Output is text or json (install --list).
+	Output string
 	// Installer edits the client files; nil means one for this machine.
 	Installer *install.Installer
 }
@@ -56,6 +58,12 @@ and replaced atomically. An entry of the same name is replaced only with
 			if len(args) == 2 {
 				opts.Client, opts.Server = args[0], args[1]
 			}
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if opts.Output == "json" && !opts.List {
+				return usageError{fmt.Errorf("-o json goes with --list")}
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -70,6 +78,7 @@ and replaced atomically. An entry of the same name is replaced only with
 	cmd.Flags().BoolVar(&opts.Print, "print", false, "print the entry instead of writing it")
 	cmd.Flags().BoolVar(&opts.List, "list", false, "show which clients are present and which gateway servers each runs")
 	cmd.MarkFlagsMutuallyExclusive("list", "print")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "with --list: text (the default) or json")
 	return cmd
 }
 
@@ -238,6 +247,9 @@ func installListRun(opts *InstallOptions) error {
 		return err
 	}
 	out := opts.F.IO.Out
+	if opts.Output == "json" {
+		return writeJSONOut(out, listingViews(in.List()))
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLIENT\tSCOPE\tSTATUS\tBRIDGE SERVERS\tCONFIG FILE")
 	var problems []error

@@ -21,6 +21,8 @@ type LoginOptions struct {
 	Gateway         string
 	NoBrowser       bool
 	InsecureStorage bool
+	// Output is text or json (`bridge status`).
+	Output string
 }
 
 // NewCmdLogin builds `bridge login`. runF replaces the work in tests.
@@ -40,7 +42,7 @@ or in a 0600 file when no keychain is available or --insecure-storage is given.`
 			return loginRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway's URL, such as https://mcp-gw.example.com (remembered)")
+	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway's `URL`, such as https://mcp-gw.example.com (remembered; a bare host[:port] means https, or http on loopback)")
 	cmd.Flags().BoolVar(&opts.NoBrowser, "no-browser", false, "print the login URL instead of opening a browser")
 	cmd.Flags().BoolVar(&opts.InsecureStorage, "insecure-storage", false, "keep tokens in a 0600 file instead of the OS keychain")
 	return cmd
@@ -190,7 +192,7 @@ func NewCmdLogout(f *Factory, runF func(context.Context, *LoginOptions) error) *
 			return logoutRun(opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway to log out of (default: the saved one)")
+	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the `URL` of the gateway to log out of (default: the saved one)")
 	return cmd
 }
 
@@ -222,53 +224,105 @@ func NewCmdStatus(f *Factory, runF func(context.Context, *LoginOptions) error) *
 		Short: "Show who you are logged in as, the token's expiry and whether the gateway answers",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
 			return statusRun(cmd.Context(), opts)
 		},
 	}
+	cmd.Flags().StringVar(&opts.Gateway, "gateway", "", "the gateway's `URL` (default: the saved one); with BRIDGE_TOKEN, no login is needed")
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "text or json")
 	return cmd
 }
 
 func statusRun(ctx context.Context, opts *LoginOptions) error {
 	f := opts.F
-	home, prof, gw, err := resolveClient(f, "")
+	home, prof, gw, err := resolveClient(f, opts.Gateway)
 	if err != nil {
 		return err
 	}
-	out := f.IO.Out
-	fmt.Fprintf(out, "gateway:  %s\n", gw)
-	var tok auth.Secret
-	if env := f.Getenv(auth.TokenEnv); env != "" {
-		tok = auth.Secret(env)
-		fmt.Fprintf(out, "token:    %s (from %s)\n", auth.MaskToken(env), auth.TokenEnv)
-	} else {
-		store := openStore(f, home, prof != nil && prof.InsecureStorage, false)
-		t, err := store.Load(gw)
-		if err != nil {
-			fmt.Fprintf(out, "token:    none\n")
-			return fmt.Errorf("%w: run `bridge login`", auth.ErrNotLoggedIn)
+	v, err := status(ctx, f, home, prof, gw)
+	if opts.Output == "json" {
+		if werr := writeJSONOut(f.IO.Out, v); werr != nil {
+			return werr
 		}
-		tok = t.AccessToken
-		fmt.Fprintf(out, "token:    %s (%s)\n", auth.MaskToken(tok.Reveal()), storeDescription(store, home))
-		if !t.Expiry.IsZero() {
-			left := t.Expiry.Sub(f.Now()).Round(time.Second)
-			state := "expires in " + left.String()
-			if left <= 0 {
-				state = "expired; it is refreshed on next use"
-			}
-			fmt.Fprintf(out, "expiry:   %s (%s)\n", t.Expiry.Local().Format(time.RFC3339), state)
-		}
+		return err
 	}
-	who, err := whoami(ctx, f.HTTPClient(), gw, tok)
+	out := f.IO.Out
+	fmt.Fprintf(out, "gateway:  %s\n", v.Gateway)
+	switch {
+	case v.Token == "":
+		fmt.Fprintf(out, "token:    none\n")
+		return err
+	case v.TokenSource == auth.TokenEnv:
+		fmt.Fprintf(out, "token:    %s (from %s)\n", v.Token, auth.TokenEnv)
+	default:
+		fmt.Fprintf(out, "token:    %s (%s)\n", v.Token, v.TokenSource)
+	}
+	if v.Expiry != nil {
+		left := v.Expiry.Sub(f.Now()).Round(time.Second)
+		state := "expires in " + left.String()
+		if left <= 0 {
+			state = "expired; it is refreshed on next use"
+		}
+		fmt.Fprintf(out, "expiry:   %s (%s)\n", v.Expiry.Local().Format(time.RFC3339), state)
+	}
 	if err != nil {
 		fmt.Fprintf(out, "gateway:  %v\n", err)
 		return err
 	}
-	fmt.Fprintf(out, "user:     %s%s\n", who.display(), who.groupsSuffix())
+	fmt.Fprintf(out, "user:     %s%s\n", v.User, (&whoamiResponse{Groups: v.Groups}).groupsSuffix())
 	fmt.Fprintf(out, "reachable: yes\n")
 	return nil
+}
+
+// statusView is what `bridge status` reports; -o json prints it as is.
+type statusView struct {
+	Gateway string `json:"gateway"`
+	// Token is masked (eyJh…****); TokenSource is BRIDGE_TOKEN or where
+	// the login is stored.
+	Token       string     `json:"token,omitempty"`
+	TokenSource string     `json:"token_source,omitempty"`
+	Expiry      *time.Time `json:"expiry,omitempty"`
+	Reachable   bool       `json:"reachable"`
+	User        string     `json:"user,omitempty"`
+	Groups      []string   `json:"groups,omitempty"`
+	Error       string     `json:"error,omitempty"`
+}
+
+// status finds the token for gw and asks the gateway who it belongs to.
+func status(ctx context.Context, f *Factory, home string, prof *auth.Profile, gw string) (*statusView, error) {
+	v := &statusView{Gateway: gw}
+	fail := func(err error) (*statusView, error) {
+		v.Error = err.Error()
+		return v, err
+	}
+	var tok auth.Secret
+	if env := f.Getenv(auth.TokenEnv); env != "" {
+		tok = auth.Secret(env)
+		v.Token, v.TokenSource = auth.MaskToken(env), auth.TokenEnv
+	} else {
+		store := openStore(f, home, prof != nil && prof.InsecureStorage, false)
+		t, err := store.Load(gw)
+		if err != nil {
+			return fail(fmt.Errorf("%w: run `bridge login`", auth.ErrNotLoggedIn))
+		}
+		tok = t.AccessToken
+		v.Token, v.TokenSource = auth.MaskToken(tok.Reveal()), storeDescription(store, home)
+		if !t.Expiry.IsZero() {
+			e := t.Expiry
+			v.Expiry = &e
+		}
+	}
+	who, err := whoami(ctx, f.HTTPClient(), gw, tok)
+	if err != nil {
+		return fail(err)
+	}
+	v.Reachable, v.User, v.Groups = true, who.display(), who.Groups
+	return v, nil
 }
 
 // tokenSourceFor returns where the gateway's bearer token comes from:

@@ -25,6 +25,10 @@ type PolicyOptions struct {
 	Tool   string
 	Ref    string
 	Args   string
+	// Output is table or json; Expect, when set, is the decision the
+	// call must get (allow, deny or approve), else the command exits 1.
+	Output string
+	Expect string
 }
 
 // NewCmdPolicy builds `bridge policy`.
@@ -52,7 +56,7 @@ func NewCmdPolicy(f *Factory, runCheck, runTest func(context.Context, *PolicyOpt
 
 	test := &PolicyOptions{F: f}
 	testCmd := &cobra.Command{
-		Use:   "test --config gateway.yaml --user U --groups a,b --server S --tool T [--args JSON]",
+		Use:   "test --config gateway.yaml --user U --groups a,b --server S --tool T [--args JSON] [--expect allow|deny|approve] [-o json]",
 		Short: "Show the decision for a call, the rule that made it and why earlier rules did not match",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -61,6 +65,12 @@ func NewCmdPolicy(f *Factory, runCheck, runTest func(context.Context, *PolicyOpt
 			}
 			if test.Args != "" && !json.Valid([]byte(test.Args)) {
 				return usageError{fmt.Errorf("--args is not valid JSON")}
+			}
+			if err := checkOutput(test.Output); err != nil {
+				return err
+			}
+			if err := checkExpect(test.Expect); err != nil {
+				return err
 			}
 			if runTest != nil {
 				return runTest(cmd.Context(), test)
@@ -77,6 +87,8 @@ func NewCmdPolicy(f *Factory, runCheck, runTest func(context.Context, *PolicyOpt
 	fl.StringVar(&test.Ref, "ref", "", "for --method completion/complete: ref/prompt or ref/resource, the kind of target --tool names")
 	fl.StringVar(&test.Tool, "tool", "", "the target: tool name, resource URI (resources/read, resources/subscribe), prompt name (prompts/get), or what completion/complete completes")
 	fl.StringVar(&test.Args, "args", "", "the call's arguments as JSON")
+	fl.StringVarP(&test.Output, "output", "o", "text", "text or json")
+	fl.StringVar(&test.Expect, "expect", "", "exit 1 unless the decision is this: allow, deny or approve (for policy tests in CI)")
 	cmd.AddCommand(checkCmd, testCmd, newCmdPins(f))
 	return cmd
 }
@@ -121,7 +133,7 @@ func policyTestRun(opts *PolicyOptions) error {
 	if opts.Args != "" {
 		in.Args = json.RawMessage(opts.Args)
 	}
-	return policy.WriteExplanation(opts.F.IO.Out, cfg.CompiledPolicy.Explain(in))
+	return writePolicyTest(opts.F.IO.Out, opts, cfg.CompiledPolicy.Explain(in))
 }
 
 func sorted(s []string) []string {
@@ -148,11 +160,12 @@ func newCmdPins(f *Factory) *cobra.Command {
 		Use:   "pins",
 		Short: "List upstream tool definitions the gateway pinned, and accept changed ones (admins)",
 	}
-	cmd.PersistentFlags().StringVar(&opts.Gateway, "gateway", "", "the gateway's URL (default: the saved one)")
+	cmd.PersistentFlags().StringVar(&opts.Gateway, "gateway", "", "the gateway's `URL` (default: the one bridge login saved)")
 	list := &cobra.Command{
-		Use:  "list [-o json]",
-		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error { return pinsListRun(cmd.Context(), opts) },
+		Use:   "list [-o json]",
+		Short: "List the tool definitions the gateway pinned, marking those that changed upstream",
+		Args:  exactArgs(0),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return pinsListRun(cmd.Context(), opts) },
 	}
 	list.Flags().StringVarP(&opts.Output, "output", "o", "table", "table or json")
 	accept := &cobra.Command{

@@ -2,26 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
-
-	"github.com/seed-3f9f6f16/bridge/auth"
-)
-
-// ExitCode is the process's exit status.
-type ExitCode int
-
-// Exit codes a script can rely on.
-const (
-	ExitOK       ExitCode = 0
-	ExitError    ExitCode = 1 // the command failed
-	ExitUsage    ExitCode = 2 // bad flags or arguments
-	ExitAuth     ExitCode = 4 // not logged in, or the login was refused
-	ExitCanceled ExitCode = 130
 )
 
 // usageError marks errors in how the command was called.
@@ -43,19 +28,7 @@ func Main(f *Factory) ExitCode {
 		return ExitOK
 	}
 	fmt.Fprintln(f.IO.ErrOut, "bridge:", err)
-	var ue usageError
-	var ec exitCoder
-	switch {
-	case errors.As(err, &ue):
-		return ExitUsage
-	case errors.As(err, &ec):
-		return ec.ExitCode()
-	case errors.Is(err, auth.ErrNotLoggedIn), errors.Is(err, auth.ErrLoginDenied), errors.Is(err, auth.ErrLoginExpired):
-		return ExitAuth
-	case errors.Is(err, context.Canceled):
-		return ExitCanceled
-	}
-	return ExitError
+	return exitCodeFor(err)
 }
 
 // NewCmdRoot builds the command tree.
@@ -65,7 +38,9 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		Short: "Approval gate, masking and audit between AI agents and MCP servers",
 		Long: `bridge relays an agent's MCP traffic through a central gateway that verifies
 the user's Okta identity, applies policy, holds risky calls for human approval,
-masks sensitive data and keeps a tamper-evident audit log.`,
+masks sensitive data and keeps a tamper-evident audit log.
+
+` + exitCodesHelp(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -76,6 +51,7 @@ masks sensitive data and keeps a tamper-evident audit log.`,
 		NewCmdStatus(f, nil),
 		NewCmdConnect(f, nil),
 		NewCmdServe(f, nil),
+		NewCmdInit(f, nil),
 		NewCmdVersion(f),
 		NewCmdPolicy(f, nil, nil),
 		NewCmdApprovals(f, nil),

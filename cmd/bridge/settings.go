@@ -42,6 +42,10 @@ func resolveSettings(managedPath string, builtIn settings.Values, home string, p
 // that a gateway the managed file locks always wins (and a different
 // --gateway is a usage error). It replaces gatewayURL(flag, prof).
 func resolveGateway(f *Factory, flag string, prof *auth.Profile) (string, error) {
+	flag, err := normalizeGateway(flag)
+	if err != nil {
+		return "", err
+	}
 	home, _ := f.Home()
 	s, err := resolveSettings(managedConfigPath(f), builtInSettings(), home, prof, settings.Values{Gateway: flag})
 	if err != nil {

@@ -72,6 +72,8 @@ type VersionOptions struct {
 	Build BuildInfo
 	// ManagedPath is the machine-wide managed configuration file.
 	ManagedPath string
+	// Output is text or json.
+	Output string
 }
 
 // NewCmdVersion builds `bridge version`.
@@ -79,7 +81,7 @@ func NewCmdVersion(f *Factory) *cobra.Command { return newCmdVersion(f, nil) }
 
 func newCmdVersion(f *Factory, runF func(context.Context, *VersionOptions) error) *cobra.Command {
 	opts := &VersionOptions{F: f}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version, build and where each setting comes from",
 		Long: `Print the version, commit and build date, and each organisation setting
@@ -88,6 +90,9 @@ func newCmdVersion(f *Factory, runF func(context.Context, *VersionOptions) error
 admin), or the defaults built into this binary.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
 			opts.Build = currentBuild()
 			opts.ManagedPath = managedConfigPath(f)
 			if runF != nil {
@@ -96,9 +101,14 @@ admin), or the defaults built into this binary.`,
 			return versionRun(opts)
 		},
 	}
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "text or json")
+	return cmd
 }
 
 func versionRun(opts *VersionOptions) error {
+	if opts.Output == "json" {
+		return versionJSON(opts)
+	}
 	f, b := opts.F, opts.Build
 	out := f.IO.Out
 	fmt.Fprintf(out, "bridge %s\n", b.Version)
