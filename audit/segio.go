@@ -82,7 +82,7 @@ func (s *SegmentStore) Append(ctx context.Context, recs []Record, cps []Checkpoi
 	if err := s.clearTorn(sg); err != nil {
 		return err
 	}
-	if err := s.write(sg, buf); err != nil {
+	if err := s.write(sg, buf, nframes); err != nil {
 		// Whatever reached the file is an unfinished commit: clear it first
 		// next time.
 		sg.dirtyTo = max(sg.dirtyTo, sg.end+int64(len(buf)))
@@ -109,13 +109,13 @@ func (s *SegmentStore) Append(ctx context.Context, recs []Record, cps []Checkpoi
 }
 
 // write writes buf at the end of sg (in two halves when the crash test asks).
-func (s *SegmentStore) write(sg *segment, buf []byte) error {
+func (s *SegmentStore) write(sg *segment, buf []byte, frames int) error {
 	if s.opts.midWrite != nil && len(buf) > 1 {
 		h := len(buf) / 2
 		if _, err := sg.f.WriteAt(buf[:h], sg.end); err != nil {
 			return err
 		}
-		s.opts.midWrite()
+		s.opts.midWrite(frames)
 		_, err := sg.f.WriteAt(buf[h:], sg.end+int64(h))
 		return err
 	}

@@ -56,8 +56,9 @@ type SegmentOptions struct {
 	Syncs *atomic.Int64
 
 	// midWrite, a test hook, runs between the two halves of a commit's
-	// write, so a crash test can kill the process with a torn commit.
-	midWrite func()
+	// write (with the commit's number of frames), so a crash test can kill
+	// the process with a torn commit.
+	midWrite func(frames int)
 }
 
 // SegmentStore is the segment-log implementation of [Store]: an
@@ -204,6 +205,11 @@ func (s *SegmentStore) load() error {
 	for i, sg := range s.segs {
 		if err := s.scan(sg, i == len(s.segs)-1); err != nil {
 			return err
+		}
+		if i > 0 && sg.bad != nil && len(sg.offs) == 0 && s.segs[i-1].bad == nil && s.segs[i-1].next() < sg.bad.Seq {
+			// Nothing of this segment can be read: the first record lost is
+			// the one after the previous segment.
+			sg.bad.Seq = s.segs[i-1].next()
 		}
 		if i > 0 && sg.bad == nil && sg.first < s.segs[i-1].next() {
 			sg.bad = &CorruptRecordError{Seq: sg.first, Err: fmt.Errorf("segment %s overlaps the one before it", filepath.Base(sg.path))}

@@ -314,4 +314,3 @@ func TestSegmentsPruneDeletesWholeSegments(t *testing.T) {
 	}
 	l.Close()
 }
-
