@@ -199,7 +199,7 @@ policy: {default: allow}
 		t.Fatalf("no call was answered; gateway log:\n%s", gwLog.String())
 	}
 
-	store, err := audit.OpenBolt(dbPath, audit.BoltOptions{ReadOnly: true})
+	store, err := audit.OpenReader(dbPath, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
