@@ -57,6 +57,8 @@ func (s *SegmentStore) Append(ctx context.Context, recs []Record, cps []Checkpoi
 	switch {
 	case closed:
 		return ErrClosed
+	case errors.Is(failed, ErrCorrupt):
+		return fmt.Errorf("audit: the segment log is damaged, so nothing is written to it: %w", failed)
 	case failed != nil:
 		return fmt.Errorf("audit: an earlier sync of the segment log failed, so what the disk holds is unknown; restart the gateway: %w", failed)
 	}

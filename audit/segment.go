@@ -224,9 +224,10 @@ func (s *SegmentStore) load() error {
 	}
 	last := s.segs[len(s.segs)-1]
 	if last.bad != nil {
-		// The newest segment's header is damaged: start a fresh one after
-		// it rather than write into it (Verify reports the damage).
-		return s.rotate(last.next())
+		// Writing after damage in the newest segment would overwrite what
+		// follows it: refuse writes (reads and Verify report the damage).
+		s.failed = fmt.Errorf("%w: %v; run `bridge audit verify` and move the damaged segment aside only once it has been examined", ErrCorrupt, last.bad)
+		return nil
 	}
 	f, err := os.OpenFile(last.path, os.O_RDWR, 0)
 	if err != nil {
@@ -307,9 +308,12 @@ func (s *SegmentStore) scan(sg *segment, newest bool) error {
 	if damage == nil {
 		return nil
 	}
-	if newest {
+	if newest && wholeCommitsAfter(data, sg.end) < 2 {
 		// A torn commit: what follows the last whole commit is not part of
-		// the log. Bytes there are cleared before the next write.
+		// the log. Bytes there are cleared before the next write. (Only the
+		// last commit can be torn; its own last frame may have reached the
+		// disk before the rest, but two whole commits after the damage mean
+		// the damage is not a torn end.)
 		for i := len(data) - 1; i >= int(sg.end); i-- {
 			if data[i] != 0 {
 				sg.dirtyTo = int64(i) + 1
@@ -322,6 +326,27 @@ func (s *SegmentStore) scan(sg *segment, newest bool) error {
 	}
 	sg.bad = &CorruptRecordError{Seq: sg.next(), Err: fmt.Errorf("segment %s at offset %d: %v", filepath.Base(sg.path), sg.end, damage)}
 	return nil
+}
+
+// wholeCommitsAfter counts the frames flagged as the end of a commit that
+// are intact (header and checksum) at any offset after off.
+func wholeCommitsAfter(data []byte, off int64) int {
+	n := 0
+	for i := int(off) + 1; i+frameHeaderSize <= len(data); i++ {
+		h := data[i : i+frameHeaderSize]
+		if h[16] != frameRecord && h[16] != frameCheckpoint {
+			continue
+		}
+		fh, zero, err := parseFrameHeader(h)
+		if zero || err != nil || fh.flags&flagCommitEnd == 0 || i+frameHeaderSize+int(fh.length) > len(data) {
+			continue
+		}
+		if checkFrame(h, fh, data[i+frameHeaderSize:i+frameHeaderSize+int(fh.length)]) == nil {
+			n++
+			i += frameHeaderSize + int(fh.length) - 1
+		}
+	}
+	return n
 }
 
 // rotate creates, preallocates and syncs the segment named first, and

@@ -314,3 +314,25 @@ func TestSegmentsPruneDeletesWholeSegments(t *testing.T) {
 	}
 	l.Close()
 }
+
+// TestSegmentsDamageInsideTheNewestSegmentIsNotATornEnd changes a byte of a
+// record with whole commits after it in the newest segment: that is damage,
+// not a crash, so the records after it are not cut, verify names the
+// record, and the store refuses to write over them.
+func TestSegmentsDamageInsideTheNewestSegmentIsNotATornEnd(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestSegs(t, dir, SegmentOptions{SegmentSize: 1 << 20})
+	appendN(t, s, 20, Options{})
+	s.Close()
+	editFrame(t, dir, 7, false, func(p []byte) { p[len(p)/2] ^= 1 })
+	s = openTestSegs(t, dir, SegmentOptions{SegmentSize: 1 << 20})
+	defer s.Close()
+	wantBreak(t, mustVerify(t, s, nil), 7, BreakCorrupt)
+	err := s.Append(context.Background(), []Record{{Seq: 7, Kind: KindRequest}}, nil)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "record 7") {
+		t.Fatalf("append over damage: %v", err)
+	}
+	if kept, _ := filepath.Glob(filepath.Join(dir, "*.torn-*")); len(kept) != 0 {
+		t.Fatalf("damage was treated as a torn end: %v", kept)
+	}
+}
