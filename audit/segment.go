@@ -328,11 +328,13 @@ func (s *SegmentStore) scan(sg *segment, newest bool) error {
 	return nil
 }
 
-// wholeCommitsAfter counts the frames flagged as the end of a commit that
-// are intact (header and checksum) at any offset after off.
+// wholeCommitsAfter counts (up to 2) the frames flagged as the end of a
+// commit that are intact (header and checksum) at any offset after off. A
+// region that would take more checksumming than twice its size to search
+// counts as 2: it is not what a torn write leaves.
 func wholeCommitsAfter(data []byte, off int64) int {
-	n := 0
-	for i := int(off) + 1; i+frameHeaderSize <= len(data); i++ {
+	n, budget := 0, 2*len(data)
+	for i := int(off) + 1; i+frameHeaderSize <= len(data) && n < 2; i++ {
 		h := data[i : i+frameHeaderSize]
 		if h[16] != frameRecord && h[16] != frameCheckpoint {
 			continue
@@ -340,6 +342,9 @@ func wholeCommitsAfter(data []byte, off int64) int {
 		fh, zero, err := parseFrameHeader(h)
 		if zero || err != nil || fh.flags&flagCommitEnd == 0 || i+frameHeaderSize+int(fh.length) > len(data) {
 			continue
+		}
+		if budget -= int(fh.length); budget < 0 {
+			return 2
 		}
 		if checkFrame(h, fh, data[i+frameHeaderSize:i+frameHeaderSize+int(fh.length)]) == nil {
 			n++
