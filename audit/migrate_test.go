@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestMoveFromBoltKeepsTheSignedLog(t *testing.T) {
@@ -50,6 +51,41 @@ func TestMoveFromBoltKeepsTheSignedLog(t *testing.T) {
 	}
 	if seq, err := l.Append(ctx, sampleRecord(1)); err != nil || seq != 2501 {
 		t.Fatalf("append after the move: %d %v", seq, err)
+	}
+	l.Close()
+}
+
+func TestMoveFromBoltAPrunedLog(t *testing.T) {
+	key := testKey(t, 12)
+	pub := key.Public().(ed25519.PublicKey)
+	b := openTestBolt(t, tempDB(t))
+	defer b.Close()
+	clock := testClock()
+	l, err := Open(b, Options{Now: clock, Signer: key, SignEvery: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 1; i <= 40; i++ {
+		l.Append(ctx, sampleRecord(i))
+	}
+	if res, err := l.Prune(ctx, clock().Add(-15*time.Millisecond)); err != nil || res.Pruned == 0 {
+		t.Fatalf("prune: %+v %v", res, err)
+	}
+	l.Close()
+	segs := openTestSegs(t, filepath.Join(t.TempDir(), "segs"), SegmentOptions{})
+	defer segs.Close()
+	if _, err := MoveFromBolt(ctx, b, segs); err != nil {
+		t.Fatal(err)
+	}
+	want := mustVerify(t, b, pub)
+	got := mustVerify(t, segs, pub)
+	if !got.OK() || got.First != want.First || got.Last != want.Last || got.Root != want.Root {
+		t.Fatalf("moved %+v (break %v), bbolt %+v", got, got.Break, want)
+	}
+	l, err = Open(segs, Options{Now: clock, Signer: key})
+	if err != nil {
+		t.Fatal(err)
 	}
 	l.Close()
 }

@@ -64,6 +64,14 @@ func (s *SegmentStore) Append(ctx context.Context, recs []Record, cps []Checkpoi
 	}
 	sg := s.segs[len(s.segs)-1]
 	next := sg.next()
+	if len(recs) > 0 && recs[0].Seq > next && s.empty() {
+		// A store without records takes a log whose older records were
+		// pruned (moved from bbolt): its first segment is named after them.
+		if err := s.rotate(recs[0].Seq); err != nil {
+			return err
+		}
+		sg, next = s.segs[len(s.segs)-1], recs[0].Seq
+	}
 	if len(recs) > 0 && recs[0].Seq != next {
 		return fmt.Errorf("%w: got seq %d, want %d", ErrConflict, recs[0].Seq, next)
 	}
@@ -108,6 +116,18 @@ func (s *SegmentStore) Append(ctx context.Context, recs []Record, cps []Checkpoi
 	sg.end += int64(len(buf))
 	s.mu.Unlock()
 	return nil
+}
+
+// empty reports whether no segment holds a record.
+func (s *SegmentStore) empty() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, sg := range s.segs {
+		if len(sg.offs) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // write writes buf at the end of sg (in two halves when the crash test asks).
