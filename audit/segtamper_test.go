@@ -151,6 +151,13 @@ func TestSegmentTamperNamesTheRecord(t *testing.T) {
 			os.Remove(filepath.Join(dir, segName(s[2])))
 			return s[2]
 		}, BreakMissing, ""},
+		{"the oldest segment removed", func(t *testing.T, dir string) uint64 {
+			// Named as verify names a deleted prefix: the first record left,
+			// which no retention anchor accounts for.
+			s := firstSeqs(t, dir)
+			os.Remove(filepath.Join(dir, segName(s[0])))
+			return s[1]
+		}, BreakUnanchored, ""},
 		{"the newest segment removed", func(t *testing.T, dir string) uint64 {
 			s := firstSeqs(t, dir)
 			os.Remove(filepath.Join(dir, segName(s[len(s)-1])))
