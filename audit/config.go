@@ -18,6 +18,7 @@ const (
 //
 //	audit:
 //	  on_failure: deny            # deny (default) | allow
+//	  durability: group           # group (default): fdatasync per group commit | os: written to the OS only
 //	  retention: 2160h            # 0 or absent: keep forever; else at least 1h
 //	  signing_key_file: /etc/bridge/audit-ed25519.pem   # required: `bridge audit keygen` makes one
 //	  sign_every: 1000                                  # records between stored signed heads
@@ -30,6 +31,12 @@ type Config struct {
 	// OnFailure says what happens to a request whose record cannot be
 	// written: deny (the default: refuse it) or allow (an explicit opt-out).
 	OnFailure string `yaml:"on_failure"`
+	// Durability is when a record counts as written, and so when the message
+	// it belongs to moves on: "group" (the default) once it is on stable
+	// storage (one fdatasync per group commit; survives a crash and a power
+	// cut), "os" once it is written to the operating system (survives a
+	// crash of the gateway, not a power cut or kernel crash).
+	Durability string `yaml:"durability"`
 	// Retention is how long records are kept; 0 keeps them forever.
 	Retention time.Duration `yaml:"retention"`
 	// SigningKeyFile is a PEM PKCS #8 Ed25519 private key that signs the
@@ -84,6 +91,11 @@ func (c *Config) Validate() error {
 	default:
 		add("on_failure", "must be %q or %q, not %q", OnFailureDeny, OnFailureAllow, c.OnFailure)
 	}
+	switch Durability(c.Durability) {
+	case "", DurabilityGroup, DurabilityOS:
+	default:
+		add("durability", "must be %q (every record on stable storage before its message moves on) or %q (written to the OS: survives a gateway crash, not a power cut), not %q", DurabilityGroup, DurabilityOS, c.Durability)
+	}
 	if c.Retention < 0 {
 		add("retention", "must not be negative")
 	} else if c.Retention > 0 && c.Retention < MinRetention {
@@ -115,6 +127,15 @@ func (c *Config) Validate() error {
 		seen[g] = true
 	}
 	return errors.Join(errs...)
+}
+
+// DurabilityLevel returns the configured durability, DurabilityGroup when
+// unset.
+func (c *Config) DurabilityLevel() Durability {
+	if c.Durability == "" {
+		return DurabilityGroup
+	}
+	return Durability(c.Durability)
 }
 
 // FailOpen reports whether requests proceed when their record cannot be

@@ -16,13 +16,15 @@ func TestConfigValidate(t *testing.T) {
 		{SigningKeyFile: key, Witness: wit},
 		{OnFailure: "deny", Retention: 2160 * time.Hour, Auditors: []string{"sec"}, SigningKeyFile: key, Witness: WitnessConfig{Webhook: true}, SignEvery: 10, SignInterval: time.Second},
 		{OnFailure: "allow", SigningKeyFile: key, Witness: wit},
+		{Durability: "group", SigningKeyFile: key, Witness: wit},
+		{Durability: "os", SigningKeyFile: key, Witness: wit},
 	}
 	for _, c := range ok {
 		if err := c.Validate(); err != nil {
 			t.Errorf("%+v: %v", c, err)
 		}
 	}
-	bad := Config{OnFailure: "maybe", Retention: time.Minute, Auditors: []string{"a", "", "a"}}
+	bad := Config{OnFailure: "maybe", Durability: "none", Retention: time.Minute, Auditors: []string{"a", "", "a"}}
 	err := bad.Validate()
 	var paths []string
 	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
@@ -32,7 +34,7 @@ func TestConfigValidate(t *testing.T) {
 		}
 		paths = append(paths, fe.Path)
 	}
-	want := "audit.on_failure audit.retention audit.signing_key_file audit.witness audit.auditors[1] audit.auditors[2]"
+	want := "audit.on_failure audit.durability audit.retention audit.signing_key_file audit.witness audit.auditors[1] audit.auditors[2]"
 	if got := strings.Join(paths, " "); got != want {
 		t.Fatalf("paths %q, want %q", got, want)
 	}

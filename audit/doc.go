@@ -3,11 +3,15 @@
 //
 // # Writing
 //
-// [Open] starts a [Log] over a [Store] ([OpenBolt] for a file of its own,
-// [NewBoltStore] for a bucket named "audit" in the gateway's bbolt database,
-// [NewMemStore] for tests). [Log.Append] returns once the record is durable;
-// a single writer goroutine chains concurrent appends and commits them in one
-// transaction (group commit). An error wrapping [ErrWriteFailed] means the
+// [Open] starts a [Log] over a [Store]: [OpenSegments] for the segment log
+// the gateway keeps beside its data file ([SegmentDir]; preallocated segment
+// files of CRC-checked frames, one fdatasync per commit, a torn last commit
+// left out at open), [OpenBolt] or [NewBoltStore] for a log in bbolt (as
+// gateways kept it before; [MoveFromBolt] moves one), [NewMemStore] for
+// tests. [OpenReader] opens whichever a data file has, for reading.
+// [Log.Append] returns once the record is durable ([Durability]); a single
+// writer goroutine chains concurrent appends and commits them together
+// (group commit). An error wrapping [ErrWriteFailed] means the
 // record is not written and the request must be refused (fail closed). With
 // an Ed25519 signer the log stores signed [Checkpoint]s of the head every N
 // records and at [Log.Close]. [Log.Prune] applies retention, leaving an

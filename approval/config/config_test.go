@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/seed-3f9f6f16/bridge/audit"
 )
 
 // testEnv serves ${env:…} and ${file:…} from maps, never the real system.
@@ -222,5 +224,43 @@ policy:
 	}
 	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].Error(), `gateway.yaml:13: policy.rules[1].methods[0]: unknown method "prompts/gett" (did you mean "prompts/get"?)`) {
 		t.Errorf("warnings %v", cfg.Warnings)
+	}
+}
+
+func TestAuditDurabilityAndLogDirectory(t *testing.T) {
+	env := Env{Getenv: func(string) (string, bool) { return "", false }}
+	doc := func(audit string) []byte {
+		return []byte(`
+identity: {issuer: "https://id.example.com", audience: api://b, client_id: c}
+storage: {path: /var/lib/bridge/bridge.db}
+servers:
+  demo: {transport: stdio, command: demo}
+audit: ` + audit + "\n")
+	}
+	for _, tc := range []struct {
+		audit string
+		want  audit.Durability
+		err   string
+	}{
+		{`{signing_key_file: /k.pem, witness: {file: /w/heads.jsonl}}`, audit.DurabilityGroup, ""},
+		{`{durability: group, signing_key_file: /k.pem, witness: {file: /w/heads.jsonl}}`, audit.DurabilityGroup, ""},
+		{`{durability: os, signing_key_file: /k.pem, witness: {file: /w/heads.jsonl}}`, audit.DurabilityOS, ""},
+		{`{durability: none, signing_key_file: /k.pem, witness: {file: /w/heads.jsonl}}`, "", `audit.durability: must be "group"`},
+		{`{signing_key_file: /k.pem, witness: {file: /var/lib/bridge/bridge.db.audit/heads.jsonl}}`, "", "inside its audit log directory"},
+	} {
+		cfg, err := Load("gateway.yaml", doc(tc.audit), env)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: %v, want %q", tc.audit, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.audit, err)
+			continue
+		}
+		if got := cfg.Audit.DurabilityLevel(); got != tc.want {
+			t.Errorf("%s: durability %q, want %q", tc.audit, got, tc.want)
+		}
 	}
 }

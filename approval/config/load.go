@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -367,7 +368,7 @@ func (l *loader) validate(c *Config) {
 		l.errorf("storage.driver", "unknown driver %q (supported: bolt)", c.Storage.Driver)
 	}
 	if c.Storage.Path == "" {
-		l.errorf("storage.path", "is required: the file where the gateway keeps its audit log and approvals, such as /var/lib/bridge/bridge.db")
+		l.errorf("storage.path", "is required: the file where the gateway keeps its approvals, such as /var/lib/bridge/bridge.db (the audit log goes in the directory beside it named after it, bridge.db.audit)")
 	}
 	c.Limits.validate(l.errorf)
 	c.Approvals.validate(l)
@@ -431,8 +432,8 @@ func (l *loader) validate(c *Config) {
 	if c.Audit.Witness.Webhook && !hasWebhook(c.Notify) {
 		l.errorf("audit.witness.webhook", "needs a notify entry of type webhook to post the signed heads to")
 	}
-	if w := c.Audit.Witness.File; w != "" && w == c.Storage.Path {
-		l.errorf("audit.witness.file", "must not be the data file (storage.path): a witness keeps the heads where the data file's attacker cannot")
+	if w := c.Audit.Witness.File; w != "" && (w == c.Storage.Path || strings.HasPrefix(filepath.Clean(w), filepath.Clean(audit.SegmentDir(c.Storage.Path))+string(filepath.Separator))) {
+		l.errorf("audit.witness.file", "must not be the data file (storage.path) or inside its audit log directory: a witness keeps the heads where the data file's attacker cannot")
 	}
 }
 

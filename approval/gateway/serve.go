@@ -56,7 +56,8 @@ type ServeOptions struct {
 // services are what outlives a configuration reload: the database, the
 // audit log and the approval queue.
 type services struct {
-	store     *audit.BoltStore
+	store     *audit.BoltStore    // the bbolt file: approvals, pins
+	segs      *audit.SegmentStore // the audit log's records
 	log       *audit.Log
 	recorder  *Recorder
 	approvals *Approvals
@@ -71,8 +72,11 @@ type services struct {
 	closers []func()
 }
 
-// openServices opens the database and the audit log. A corrupt or foreign
-// file is refused, never overwritten.
+// openServices opens the database and the audit log: the approval queue
+// and tool pins in the bbolt file at storage.path, the audit records in the
+// segment log beside it (audit.SegmentDir). Records a gateway of an earlier
+// version kept in the bbolt file are moved to the segment log first. A
+// corrupt or foreign file is refused, never overwritten.
 func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time, wrap func(audit.Store) audit.Store) (*services, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.Storage.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
@@ -81,19 +85,35 @@ func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time,
 	if err != nil {
 		return nil, fmt.Errorf("storage %s: %w", cfg.Storage.Path, err)
 	}
-	signer, err := cfg.Audit.LoadSigner()
+	segDir := audit.SegmentDir(cfg.Storage.Path)
+	segs, err := audit.OpenSegments(segDir, audit.SegmentOptions{Durability: cfg.Audit.DurabilityLevel(), Logger: logger})
 	if err != nil {
 		store.Close()
+		return nil, fmt.Errorf("audit log %s: %w", segDir, err)
+	}
+	closeStores := func() {
+		segs.Close()
+		store.Close()
+	}
+	if n, err := audit.MoveFromBolt(context.Background(), store, segs); err != nil {
+		closeStores()
+		return nil, fmt.Errorf("audit log: moving the records of %s to %s: %w (the bbolt file is unchanged; the move resumes at the next start)", cfg.Storage.Path, segDir, err)
+	} else if n > 0 {
+		logger.Info("audit log moved from the bbolt file to the segment log", "records", n, "dir", segDir)
+	}
+	signer, err := cfg.Audit.LoadSigner()
+	if err != nil {
+		closeStores()
 		return nil, err
 	}
 	witnesses, heads, hook, err := auditWitnesses(cfg, now, logger)
 	if err != nil {
-		store.Close()
+		closeStores()
 		return nil, err
 	}
-	var logStore audit.Store = store
+	var logStore audit.Store = segs
 	if wrap != nil {
-		logStore = wrap(store)
+		logStore = wrap(segs)
 	}
 	alog, err := audit.Open(logStore, audit.Options{
 		Now: now, Signer: signer, SignEvery: cfg.Audit.SignEvery, SignInterval: cfg.Audit.SignInterval,
@@ -103,13 +123,13 @@ func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time,
 		if hook != nil {
 			hook.Close()
 		}
-		store.Close()
-		return nil, fmt.Errorf("audit log %s: %w", cfg.Storage.Path, err)
+		closeStores()
+		return nil, fmt.Errorf("audit log %s: %w", segDir, err)
 	}
 	qstore, err := queue.NewBoltStore(store.DB())
 	if err != nil {
 		alog.Close()
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("approval queue: %w", err)
 	}
 	notify := queue.NewDispatcher(queue.DispatcherOptions{Senders: senders(cfg, now), Logger: logger})
@@ -120,17 +140,17 @@ func openServices(cfg *config.Config, logger *slog.Logger, now func() time.Time,
 	if err != nil {
 		notify.Close()
 		alog.Close()
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("approval queue: %w", err)
 	}
 	pinStore, err := pins.Open(store.DB(), now)
 	if err != nil {
 		notify.Close()
 		alog.Close()
-		store.Close()
+		closeStores()
 		return nil, fmt.Errorf("tool pins: %w", err)
 	}
-	return &services{store: store, log: alog, queue: q, notify: notify, pins: pinStore, hook: hook, policy: current}, nil
+	return &services{store: store, segs: segs, log: alog, queue: q, notify: notify, pins: pinStore, hook: hook, policy: current}, nil
 }
 
 // auditWitnesses opens the witnesses of the configuration and reads the
@@ -178,6 +198,9 @@ func (s *services) close() {
 	}
 	if s.hook != nil {
 		s.hook.Close()
+	}
+	if err := s.segs.Close(); err != nil {
+		slog.Default().Error("closing the audit segment log", "err", err)
 	}
 	_ = s.store.Close()
 }

@@ -869,9 +869,10 @@ func (a *apiReader) follow(ctx context.Context, f audit.Filter, after uint64, fn
 	return errors.New("the gateway closed the tail stream")
 }
 
-// dbReader reads a bbolt file directly.
+// dbReader reads a gateway's audit log directly: the segment log beside the
+// data file, or the data file of a gateway that predates it.
 type dbReader struct {
-	store *audit.BoltStore
+	store audit.Store
 	pub   ed25519.PublicKey
 }
 
@@ -884,7 +885,7 @@ func openDBReader(opts *AuditOptions) (*dbReader, error) {
 		}
 		pub = k
 	}
-	s, err := audit.OpenBolt(opts.DB, audit.BoltOptions{ReadOnly: true, Timeout: opts.LockTimeout})
+	s, err := audit.OpenReader(opts.DB, opts.LockTimeout)
 	switch {
 	case err == nil:
 		return &dbReader{store: s, pub: pub}, nil

@@ -119,22 +119,31 @@ func TestAuditStoreFailureFailsClosed(t *testing.T) {
 // TestGatewayKilledUnderLoad: `bridge serve` killed with SIGKILL while
 // answering calls leaves an audit log that verifies, and every call that
 // was answered has its response record.
+//
+// It runs at both audit.durability levels: os (no fsync) must survive a
+// process crash as well as group does.
 func TestGatewayKilledUnderLoad(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("SIGKILL")
 	}
+	for _, durability := range []string{"group", "os"} {
+		t.Run(durability, func(t *testing.T) { gatewayKilledUnderLoad(t, durability) })
+	}
+}
+
+func gatewayKilledUnderLoad(t *testing.T, durability string) {
 	w := newWorld(t) // for the fake Okta; the gateway under test is a subprocess
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "gateway.yaml")
 	dbPath := filepath.Join(dir, "bridge.db")
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
 storage: {path: %q}
-audit: {signing_key_file: %q, witness: {file: %q}}
+audit: {durability: %s, signing_key_file: %q, witness: {file: %q}}
 identity: {issuer: %q, audience: api://bridge-test, client_id: bridge-test-cli}
 servers:
   demo: {transport: stdio, command: %q, args: [demo-server]}
 policy: {default: allow}
-`, dbPath, filepath.Join(dir, "audit-key.pem"), filepath.Join(dir, "audit-heads.jsonl"), w.okta.Issuer(), bridgeBin)
+`, dbPath, durability, filepath.Join(dir, "audit-key.pem"), filepath.Join(dir, "audit-heads.jsonl"), w.okta.Issuer(), bridgeBin)
 	ensureAuditKey(t, dir)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -199,7 +208,7 @@ policy: {default: allow}
 		t.Fatalf("no call was answered; gateway log:\n%s", gwLog.String())
 	}
 
-	store, err := audit.OpenBolt(dbPath, audit.BoltOptions{ReadOnly: true})
+	store, err := audit.OpenReader(dbPath, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -520,13 +521,24 @@ func TestAuditTail(t *testing.T) {
 	}
 }
 
-// makeAuditDB writes the sample sessions, signed, to a bbolt file and
-// returns its path and the public key file's path.
-func makeAuditDB(t *testing.T) (db, pubFile string) {
+// makeAuditDB writes the sample sessions, signed, to a bbolt file (as a
+// gateway before the segment log kept them) and returns its path and the
+// public key file's path.
+func makeAuditDB(t *testing.T) (db, pubFile string) { return makeAuditLog(t, false) }
+
+// makeAuditLog is makeAuditDB, writing the segment log beside the data file
+// (as the gateway does) when segments is set.
+func makeAuditLog(t *testing.T, segments bool) (db, pubFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	db = filepath.Join(dir, "bridge.db")
-	s, err := audit.OpenBolt(db, audit.BoltOptions{})
+	var s audit.Store
+	var err error
+	if segments {
+		s, err = audit.OpenSegments(audit.SegmentDir(db), audit.SegmentOptions{})
+	} else {
+		s, err = audit.OpenBolt(db, audit.BoltOptions{})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -577,7 +589,13 @@ func tamperDB(t *testing.T, path string, fn func(recs *bolt.Bucket) error) {
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 func TestAuditDBReadsAStoppedGateway(t *testing.T) {
-	db, pub := makeAuditDB(t)
+	for _, segments := range []bool{true, false} {
+		t.Run(fmt.Sprintf("segments=%v", segments), func(t *testing.T) { readsAStoppedGateway(t, segments) })
+	}
+}
+
+func readsAStoppedGateway(t *testing.T, segments bool) {
+	db, pub := makeAuditLog(t, segments)
 	o, out := dbOpts(t, "list", db)
 	if err := auditRun(context.Background(), o); err != nil {
 		t.Fatal(err)
@@ -692,6 +710,17 @@ func TestAuditDBLockedOrMissing(t *testing.T) {
 	err = auditRun(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "only while the gateway is stopped") {
 		t.Fatalf("locked: %v", err)
+	}
+	seg, _ := makeAuditLog(t, true)
+	w, err := audit.OpenSegments(audit.SegmentDir(seg), audit.SegmentOptions{}) // a running gateway
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	o, _ = dbOpts(t, "list", seg)
+	o.LockTimeout = 50 * time.Millisecond
+	if err := auditRun(context.Background(), o); err == nil || !strings.Contains(err.Error(), "only while the gateway is stopped") {
+		t.Fatalf("segment log locked: %v", err)
 	}
 	o, _ = dbOpts(t, "list", filepath.Join(t.TempDir(), "none.db"))
 	if err := auditRun(context.Background(), o); !errors.Is(err, os.ErrNotExist) {
