@@ -514,6 +514,9 @@ func (s *Server) fromClient(ctx context.Context, sess *Session, principal any, m
 		if out, ok = sess.upstreamCancel(out); !ok {
 			return // the request never reached the upstream
 		}
+		// Stop awaiting the answer before the upstream hears of the
+		// cancellation, so an answer it sends at once is dropped.
+		sess.clientCancelled(m)
 	}
 	if err := sess.upstream.Send(sess.ctx, out); err != nil {
 		s.opts.Logger.Warn("send upstream failed", "session", sess.Info.ID, "server", sess.Info.Server, "err", err)
