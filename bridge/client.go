@@ -464,7 +464,7 @@ func (c *Client) do(ctx context.Context, method string, m *Message) (*http.Respo
 		}
 	}
 	resp, err := c.opts.HTTPClient.Do(req)
-	return resp, sid, err
+	return resp, sid, redactURLError(err)
 }
 
 func (c *Client) noteSession(resp *http.Response) {

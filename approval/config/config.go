@@ -86,6 +86,10 @@ type Server struct {
 	ResolvedEnv     map[string]auth.Secret `yaml:"-"`
 	ResolvedHeaders map[string]auth.Secret `yaml:"-"`
 	ResolvedURL     auth.Secret            `yaml:"-"`
+	// ArgSecrets are the values ${env:} and ${file:} put into Args: the
+	// gateway keeps them out of its log if the server prints its
+	// command line, as it does the values of Env.
+	ArgSecrets []auth.Secret `yaml:"-"`
 }
 
 // Notify is one notification target for approval events.

@@ -401,7 +401,12 @@ func (l *loader) validateServer(name string, s *Server) {
 		}
 		s.Command = l.expandPlain(at+".command", s.Command)
 		for i, a := range s.Args {
-			s.Args[i] = l.expandPlain(fmt.Sprintf("%s.args[%d]", at, i), a)
+			path := fmt.Sprintf("%s.args[%d]", at, i)
+			s.Args[i] = expansion.ReplaceAllStringFunc(a, func(ref string) string {
+				v := l.expand(path, ref)
+				s.ArgSecrets = append(s.ArgSecrets, v)
+				return v.Reveal()
+			})
 		}
 		s.ResolvedEnv = map[string]auth.Secret{}
 		for k, v := range s.Env {

@@ -92,11 +92,15 @@ func stdioEnv(base []string, sc *config.Server) []string {
 	return env
 }
 
-// secretValues are the server's configured env values, which the gateway
-// keeps out of its log even if the server prints them.
+// secretValues are the server's configured env values and the secrets
+// expanded into its args, which the gateway keeps out of its log even if
+// the server prints them.
 func secretValues(sc *config.Server) []string {
 	var out []string
 	for _, v := range sc.ResolvedEnv {
+		out = append(out, v.Reveal())
+	}
+	for _, v := range sc.ArgSecrets {
 		out = append(out, v.Reveal())
 	}
 	return out
