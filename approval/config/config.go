@@ -69,6 +69,11 @@ type Storage struct {
 	Path   string `yaml:"path"`
 }
 
+// DefaultUpstreamTimeout is how long an upstream may take to answer one
+// request when its timeout is not set: long enough for slow tools, short
+// enough that a hung server does not hold a call for ever.
+const DefaultUpstreamTimeout = 10 * time.Minute
+
 // Server is one upstream MCP server.
 type Server struct {
 	// Transport is stdio, http (Streamable HTTP) or sse (legacy HTTP+SSE).
@@ -81,6 +86,10 @@ type Server struct {
 	Headers   map[string]string `yaml:"headers"`
 	// Mask names the masking profile for this server's responses.
 	Mask string `yaml:"mask"`
+	// Timeout bounds how long the server may take to answer one request
+	// (default DefaultUpstreamTimeout); then the call gets an error and
+	// the server is told the request is cancelled.
+	Timeout time.Duration `yaml:"timeout"`
 
 	// ResolvedEnv and ResolvedHeaders hold the expanded values.
 	ResolvedEnv     map[string]auth.Secret `yaml:"-"`

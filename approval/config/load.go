@@ -391,6 +391,12 @@ func (l *loader) validateServer(name string, s *Server) {
 		l.errorf(at, "is empty: give it a transport")
 		return
 	}
+	switch {
+	case s.Timeout < 0:
+		l.errorf(at+".timeout", "must not be negative (leave it out for the default, %s)", DefaultUpstreamTimeout)
+	case s.Timeout == 0:
+		s.Timeout = DefaultUpstreamTimeout
+	}
 	switch s.Transport {
 	case "stdio":
 		if s.Command == "" {
