@@ -105,6 +105,8 @@ type world struct {
 	// envValues are the variables the configuration's ${env:NAME}
 	// expansions see (BRIDGE_E2E_SECRET is always there).
 	envValues map[string]string
+	// oktaDown makes the fake Okta answer 503 to everything (JWKS too).
+	oktaDown atomic.Bool
 }
 
 const e2eConfig = `
@@ -170,7 +172,13 @@ func newWorldOf(t *testing.T, w *world) *world {
 		t.Fatal(err)
 	}
 	w.okta = okta
-	w.oktaSrv = httptest.NewServer(okta)
+	w.oktaSrv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if w.oktaDown.Load() {
+			http.Error(rw, "identity provider down (injected)", http.StatusServiceUnavailable)
+			return
+		}
+		okta.ServeHTTP(rw, r)
+	}))
 	t.Cleanup(w.oktaSrv.Close)
 	if err := okta.SetIssuer(w.oktaSrv.URL + fakeokta.DefaultPath); err != nil {
 		t.Fatal(err)
