@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -55,23 +54,15 @@ policy:
 	// hoped to be free.
 	var base string
 	var gwLog syncBuffer
-	listening := regexp.MustCompile(`gateway listening.*?url[=":]+(http://127\.0\.0\.1:[0-9]+)`)
 	start := func() *exec.Cmd {
-		seen := len(listening.FindAllStringSubmatch(gwLog.String(), -1))
+		seen := listenings(&gwLog)
 		gw := exec.Command(bridgeBin, "serve", "--config", cfgPath, "--listen", "127.0.0.1:0")
 		gw.Stderr = &gwLog
 		if err := gw.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = gw.Process.Kill(); _ = gw.Wait() })
-		waitFor(t, "the gateway to listen", func() bool {
-			m := listening.FindAllStringSubmatch(gwLog.String(), -1)
-			if len(m) > seen {
-				base = m[len(m)-1][1]
-				return true
-			}
-			return false
-		})
+		base = listeningURL(t, &gwLog, seen)
 		return gw
 	}
 	gw := start()

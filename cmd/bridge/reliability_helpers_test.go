@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/seed-3f9f6f16/bridge/approval/queue"
@@ -201,3 +203,26 @@ func goroutines() (int, string) {
 	}
 	return n, strings.Join(kept, "\n\n")
 }
+
+// listeningURL is the URL in the newest "gateway listening" line of a
+// `bridge serve` log after the first seen such lines. Gateways under test
+// listen on 127.0.0.1:0 and the test reads the port back: a port picked
+// by a listener closed before the start could be taken in between.
+func listeningURL(t *testing.T, log *syncBuffer, seen int) string {
+	t.Helper()
+	var url string
+	waitFor(t, "the gateway to listen", func() bool {
+		m := listeningLine.FindAllStringSubmatch(log.String(), -1)
+		if len(m) > seen {
+			url = m[len(m)-1][1]
+			return true
+		}
+		return false
+	})
+	return url
+}
+
+// listenings counts the "gateway listening" lines of a log so far.
+func listenings(log *syncBuffer) int { return len(listeningLine.FindAllStringSubmatch(log.String(), -1)) }
+
+var listeningLine = regexp.MustCompile(`gateway listening.*?url[=":]+(http://127\.0\.0\.1:[0-9]+)`)
