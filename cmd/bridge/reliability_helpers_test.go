@@ -223,6 +223,8 @@ func listeningURL(t *testing.T, log *syncBuffer, seen int) string {
 }
 
 // listenings counts the "gateway listening" lines of a log so far.
-func listenings(log *syncBuffer) int { return len(listeningLine.FindAllStringSubmatch(log.String(), -1)) }
+func listenings(log *syncBuffer) int {
+	return len(listeningLine.FindAllStringSubmatch(log.String(), -1))
+}
 
 var listeningLine = regexp.MustCompile(`gateway listening.*?url[=":]+(http://127\.0\.0\.1:[0-9]+)`)
