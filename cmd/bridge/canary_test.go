@@ -76,6 +76,7 @@ policy:
       action: approve
       approval: {approvers: [security-reviewers], min_approvals: 1, timeout: 15m, hold: 50s}
 {{RULES}}
+{{EXTRA}}
 notify:
   - {type: slack, webhook_url: "http://{{HOOKS}}/slack/${env:CANARY_SLACK}"}
   - {type: webhook, url: "http://{{HOOKS}}/hook?k=${env:CANARY_HOOK_URL}", secret: "${env:CANARY_HOOK_SECRET}"}
@@ -166,7 +167,7 @@ func (h *hookSink) got(substr string) bool {
 // `bridge policy check` and `bridge audit verify`: no canary anywhere.
 func TestCanarySecretsNeverLeak(t *testing.T) {
 	c := newCanaries(t)
-	w := &world{template: canaryConfig, envValues: c.values, data: t.TempDir()}
+	w := &world{template: canaryConfig, envValues: c.values, data: t.TempDir(), extra: reliabilityLimits}
 	for name, field := range map[string]string{"canary-arg": "ARG_FILE", "canary-env": "ENV_FILE", "canary-header": "HEADER_FILE"} {
 		c.values["CANARY_"+field] = c.value(field)
 		if err := os.WriteFile(filepath.Join(w.data, name), []byte(c.value(field)+"\n"), 0o600); err != nil {
@@ -327,7 +328,7 @@ func TestCanarySecretsNeverLeak(t *testing.T) {
 	// The CLI that reads the configuration and the log.
 	cfgPath := filepath.Join(w.data, "gateway.yaml")
 	if err := os.WriteFile(cfgPath, []byte(strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{TESTBIN}}", testBin,
-		"{{RULES}}", "", "{{DATA}}", w.data).Replace(w.template)), 0o600); err != nil {
+		"{{RULES}}", "", "{{EXTRA}}", w.extra, "{{DATA}}", w.data).Replace(w.template)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}

@@ -29,7 +29,7 @@ func TestReliabilityFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the reliability suite starts many processes")
 	}
-	w := newWorldFrom(t, &world{template: strings.Replace(e2eConfig, "servers:\n", faultyServer, 1)})
+	w := newWorldOf(t, &world{template: strings.Replace(e2eConfig, "servers:\n", faultyServer, 1), extra: reliabilityLimits})
 	healthy := w.startAgent("BRIDGE_TOKEN=" + w.token("alice"))
 	if err := healthy.initOK("init"); err != nil {
 		t.Fatal(err)

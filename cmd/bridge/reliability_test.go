@@ -26,7 +26,7 @@ const reliabilityRules = `
 
 // reliabilityLimits are the gateway limits of the suite's configuration:
 // generous, so the suite measures the gateway and not its caps.
-const reliabilityLimits = ``
+const reliabilityLimits = `limits: {sessions_per_user: 512, sessions: 1024, processes_per_user: 512, processes: 1024, streams_per_user: 4096, streams: 8192}`
 
 // reliabilitySessions is N: 50 in CI, 200 with BRIDGE_RELIABILITY_FULL=1.
 func reliabilitySessions() int {
