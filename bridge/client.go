@@ -464,7 +464,7 @@ func (c *Client) do(ctx context.Context, method string, m *Message) (*http.Respo
 		}
 	}
 	resp, err := c.opts.HTTPClient.Do(req)
-	return resp, sid, err
+	return resp, sid, redactURLError(err)
 }
 
 func (c *Client) noteSession(resp *http.Response) {
@@ -497,6 +497,12 @@ func (c *Client) noteProtocol(resp *Message) {
 func (c *Client) reinitialize(ctx context.Context, failed string) error {
 	c.reinitMu.Lock()
 	defer c.reinitMu.Unlock()
+	if c.closed.Load() {
+		// Close's DELETE ends the GET stream with a 404; replaying the
+		// initialize then would leave a new session, and its upstream,
+		// on the server until its idle timeout.
+		return ErrClosed
+	}
 	c.mu.Lock()
 	current, initReq, initialized := c.sessionID, c.initReq, c.initialized
 	c.mu.Unlock()

@@ -181,7 +181,7 @@ func DialSSE(ctx context.Context, opts SSEClientOptions) (Conn, error) {
 	}
 	resp, err := opts.HTTPClient.Do(req)
 	if err != nil {
-		return nil, Errorf(CodeUnavailable, "bridge: the upstream MCP server is unreachable", err)
+		return nil, Errorf(CodeUnavailable, "bridge: the upstream MCP server is unreachable", redactURLError(err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -235,7 +235,7 @@ func (c *sseClient) Send(ctx context.Context, m *Message) error {
 	}
 	resp, err := c.opts.HTTPClient.Do(req)
 	if err != nil {
-		return err
+		return redactURLError(err)
 	}
 	drain(resp.Body)
 	resp.Body.Close()

@@ -71,6 +71,11 @@ type Storage struct {
 	Path   string `yaml:"path"`
 }
 
+// DefaultUpstreamTimeout is how long an upstream may take to answer one
+// request when its timeout is not set: long enough for slow tools, short
+// enough that a hung server does not hold a call for ever.
+const DefaultUpstreamTimeout = 10 * time.Minute
+
 // Server is one upstream MCP server.
 type Server struct {
 	// Transport is stdio, http (Streamable HTTP) or sse (legacy HTTP+SSE).
@@ -83,11 +88,19 @@ type Server struct {
 	Headers   map[string]string `yaml:"headers"`
 	// Mask names the masking profile for this server's responses.
 	Mask string `yaml:"mask"`
+	// Timeout bounds how long the server may take to answer one request
+	// (default DefaultUpstreamTimeout); then the call gets an error and
+	// the server is told the request is cancelled.
+	Timeout time.Duration `yaml:"timeout"`
 
 	// ResolvedEnv and ResolvedHeaders hold the expanded values.
 	ResolvedEnv     map[string]auth.Secret `yaml:"-"`
 	ResolvedHeaders map[string]auth.Secret `yaml:"-"`
 	ResolvedURL     auth.Secret            `yaml:"-"`
+	// ArgSecrets are the values ${env:} and ${file:} put into Args: the
+	// gateway keeps them out of its log if the server prints its
+	// command line, as it does the values of Env.
+	ArgSecrets []auth.Secret `yaml:"-"`
 }
 
 // Notify is one notification target for approval events.

@@ -446,6 +446,12 @@ func (l *loader) validateServer(name string, s *Server) {
 		l.errorf(at, "is empty: give it a transport")
 		return
 	}
+	switch {
+	case s.Timeout < 0:
+		l.errorf(at+".timeout", "must not be negative (leave it out for the default, %s)", DefaultUpstreamTimeout)
+	case s.Timeout == 0:
+		s.Timeout = DefaultUpstreamTimeout
+	}
 	switch s.Transport {
 	case "stdio":
 		if s.Command == "" {
@@ -456,7 +462,12 @@ func (l *loader) validateServer(name string, s *Server) {
 		}
 		s.Command = l.expandPlain(at+".command", s.Command)
 		for i, a := range s.Args {
-			s.Args[i] = l.expandPlain(fmt.Sprintf("%s.args[%d]", at, i), a)
+			path := fmt.Sprintf("%s.args[%d]", at, i)
+			s.Args[i] = expansion.ReplaceAllStringFunc(a, func(ref string) string {
+				v := l.expand(path, ref)
+				s.ArgSecrets = append(s.ArgSecrets, v)
+				return v.Reveal()
+			})
 		}
 		s.ResolvedEnv = map[string]auth.Secret{}
 		for k, v := range s.Env {

@@ -31,8 +31,24 @@ func DefaultBaseEnv() []string {
 }
 
 // dialer opens the upstream of a new session for one configured server.
-// A stdio upstream takes a unit of processes until it is closed.
+// A stdio upstream takes a unit of processes until it is closed; every
+// upstream answers each request within the server's timeout.
 func dialer(name string, sc *config.Server, opts Options, processes *bridge.Budget) func(context.Context, *bridge.SessionInfo) (bridge.Conn, error) {
+	dial := transportDialer(name, sc, opts, processes)
+	if sc.Timeout <= 0 {
+		return dial
+	}
+	return func(ctx context.Context, si *bridge.SessionInfo) (bridge.Conn, error) {
+		c, err := dial(ctx, si)
+		if err != nil {
+			return nil, err
+		}
+		return newTimeoutConn(c, name, sc.Timeout, nil), nil
+	}
+}
+
+// transportDialer opens the upstream's transport.
+func transportDialer(name string, sc *config.Server, opts Options, processes *bridge.Budget) func(context.Context, *bridge.SessionInfo) (bridge.Conn, error) {
 	log := opts.Logger.With("server", name)
 	headers := func(_ context.Context, h http.Header) error {
 		for k, v := range sc.ResolvedHeaders {
@@ -92,11 +108,15 @@ func stdioEnv(base []string, sc *config.Server) []string {
 	return env
 }
 
-// secretValues are the server's configured env values, which the gateway
-// keeps out of its log even if the server prints them.
+// secretValues are the server's configured env values and the secrets
+// expanded into its args, which the gateway keeps out of its log even if
+// the server prints them.
 func secretValues(sc *config.Server) []string {
 	var out []string
 	for _, v := range sc.ResolvedEnv {
+		out = append(out, v.Reveal())
+	}
+	for _, v := range sc.ArgSecrets {
 		out = append(out, v.Reveal())
 	}
 	return out

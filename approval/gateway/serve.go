@@ -229,7 +229,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	build := func(cfg *config.Config) (*Gateway, error) {
 		v, err := auth.NewVerifier(auth.VerifierConfig{
 			Issuer: cfg.Identity.Issuer, Audience: cfg.Identity.Audience, GroupsClaim: cfg.Identity.GroupsClaim,
-			ClockSkew: cfg.Identity.ClockSkew, HTTPClient: opts.HTTPClient,
+			ClockSkew: cfg.Identity.ClockSkew, HTTPClient: opts.HTTPClient, Now: now,
 		})
 		if err != nil {
 			return nil, err

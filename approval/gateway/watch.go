@@ -10,6 +10,14 @@ import (
 // (size or modification time), checking every interval until ctx ends.
 // Editors that replace the file are covered, since only the path is kept.
 func WatchFile(ctx context.Context, path string, interval time.Duration, changes chan<- struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	watchFile(ctx, path, t.C, changes, nil)
+}
+
+// watchFile checks path on every tick; checked, if set, is told after each
+// check, so tests drive the ticks and know when one was handled.
+func watchFile(ctx context.Context, path string, ticks <-chan time.Time, changes chan<- struct{}, checked func()) {
 	stamp := func() (time.Time, int64) {
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -18,21 +26,20 @@ func WatchFile(ctx context.Context, path string, interval time.Duration, changes
 		return fi.ModTime(), fi.Size()
 	}
 	mod, size := stamp()
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			m, s := stamp()
-			if m.Equal(mod) && s == size {
-				continue
+		case <-ticks:
+			if m, s := stamp(); !m.Equal(mod) || s != size {
+				mod, size = m, s
+				select {
+				case changes <- struct{}{}:
+				default: // a reload is already queued
+				}
 			}
-			mod, size = m, s
-			select {
-			case changes <- struct{}{}:
-			default: // a reload is already queued
+			if checked != nil {
+				checked()
 			}
 		}
 	}

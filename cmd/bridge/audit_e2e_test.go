@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -148,16 +147,14 @@ policy: {default: allow}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	gw := exec.Command(bridgeBin, "serve", "--config", cfgPath, "--listen", "127.0.0.1:"+port)
+	gw := exec.Command(bridgeBin, "serve", "--config", cfgPath, "--listen", "127.0.0.1:0")
 	var gwLog syncBuffer
 	gw.Stderr = &gwLog
 	if err := gw.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = gw.Process.Kill(); _ = gw.Wait() })
-	base := "http://127.0.0.1:" + port
-	waitHTTP(t, base+"/healthz")
+	base := listeningURL(t, &gwLog, 0)
 
 	tok := w.token("alice")
 	type answered struct{ session, id string }
@@ -235,17 +232,6 @@ policy: {default: allow}
 		t.Errorf("%d of %d answered calls have no response record", missing, len(done))
 	}
 	t.Logf("%d calls answered before SIGKILL; %d records verify", len(done), rep.Records)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 func waitHTTP(t *testing.T, url string) {

@@ -15,9 +15,7 @@ import (
 // second terminal, with no other set-up; the sample policy masks, denies
 // and holds as it says.
 func TestDevModeQuickstart(t *testing.T) {
-	port := freePort(t)
-	gw := "http://127.0.0.1:" + port
-	serve := exec.Command(bridgeBin, "serve", "--dev", "--with-client", "--listen", "127.0.0.1:"+port)
+	serve := exec.Command(bridgeBin, "serve", "--dev", "--with-client", "--listen", "127.0.0.1:0")
 	serve.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + t.TempDir()}
 	var serveErr syncBuffer
 	serve.Stderr = &serveErr
@@ -38,6 +36,7 @@ func TestDevModeQuickstart(t *testing.T) {
 			t.Logf("bridge serve --dev:\n%s", serveErr.String())
 		}
 	})
+	gw := listeningURL(t, &serveErr, 0)
 	waitHTTP(t, gw+"/healthz")
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(serveErr.String(), "bridge login --gateway "+gw); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -34,7 +34,19 @@ import (
 // bridgeBin is the bridge binary built once for the end-to-end tests.
 var bridgeBin string
 
+// testBin is this test binary, which serves as the fault upstream
+// (faultupstream_test.go) when started with faultUpstreamEnv=1.
+var testBin string
+
 func TestMain(m *testing.M) {
+	if os.Getenv(faultUpstreamEnv) == "1" { // this binary started as a test upstream
+		os.Exit(runFaultUpstream(os.Stdin, os.Stdout, os.Stderr))
+	}
+	var err error
+	if testBin, err = os.Executable(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "bridge-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -90,6 +102,11 @@ type world struct {
 	// reloads asks the running gateway to reload its configuration.
 	reloads chan struct{}
 	stop    func()
+	// envValues are the variables the configuration's ${env:NAME}
+	// expansions see (BRIDGE_E2E_SECRET is always there).
+	envValues map[string]string
+	// oktaDown makes the fake Okta answer 503 to everything (JWKS too).
+	oktaDown atomic.Bool
 }
 
 const e2eConfig = `
@@ -135,16 +152,33 @@ func newWorldWithExtra(t *testing.T, rules, extra string) *world {
 // fresh temporary folder when empty).
 func newWorldFrom(t *testing.T, template, data, rules, extra string) *world {
 	t.Helper()
-	if data == "" {
-		data = t.TempDir()
+	return newWorldOf(t, &world{template: template, data: data, rules: rules, extra: extra})
+}
+
+// newWorldOf starts a world from w's configuration fields (template,
+// rules, extra, envValues; data may be set beforehand to prepare files
+// there).
+func newWorldOf(t *testing.T, w *world) *world {
+	t.Helper()
+	w.t, w.logs, w.seen, w.clock = t, &syncBuffer{}, &recorder{}, newFakeClock()
+	if w.data == "" {
+		w.data = t.TempDir()
 	}
-	w := &world{t: t, logs: &syncBuffer{}, seen: &recorder{}, rules: rules, extra: extra, data: data, clock: newFakeClock(), template: template}
+	if w.template == "" {
+		w.template = e2eConfig
+	}
 	okta, err := fakeokta.New(fakeokta.Options{ClientID: "bridge-test-cli", Audience: "api://bridge-test", Users: testUsers, PollInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.okta = okta
-	w.oktaSrv = httptest.NewServer(okta)
+	w.oktaSrv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if w.oktaDown.Load() {
+			http.Error(rw, "identity provider down (injected)", http.StatusServiceUnavailable)
+			return
+		}
+		okta.ServeHTTP(rw, r)
+	}))
 	t.Cleanup(w.oktaSrv.Close)
 	if err := okta.SetIssuer(w.oktaSrv.URL + fakeokta.DefaultPath); err != nil {
 		t.Fatal(err)
@@ -168,12 +202,13 @@ func (w *world) start(addr string) {
 			if k == "BRIDGE_E2E_SECRET" {
 				return "s3cret-upstream-value", true
 			}
-			return "", false
+			v, ok := w.envValues[k]
+			return v, ok
 		},
 		ReadFile: os.ReadFile,
 	}
 	load := func() (*config.Config, error) {
-		yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{RULES}}", w.rules, "{{DATA}}", w.data, "{{EXTRA}}", w.extra, "{{RUG_PULL}}", w.rugPull).Replace(w.template)
+		yaml := strings.NewReplacer("{{ISSUER}}", w.okta.Issuer(), "{{BIN}}", bridgeBin, "{{TESTBIN}}", testBin, "{{RULES}}", w.rules, "{{DATA}}", w.data, "{{EXTRA}}", w.extra, "{{RUG_PULL}}", w.rugPull).Replace(w.template)
 		return config.Load("e2e.yaml", []byte(yaml), env)
 	}
 	cfg, err := load()
