@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seed-3f9f6f16/bridge/mask/benchcorpus"
 )
@@ -93,6 +94,21 @@ func BenchmarkMaskMessage(b *testing.B) {
 			for b.Loop() {
 				m.MaskText(string(c.raw))
 			}
+		})
+		// The two paths alternately, call by call, so that load from other
+		// processes falls on both alike: json/text is the JSON path's
+		// throughput as a share of the text path's.
+		b.Run(c.name+"/ratio", func(b *testing.B) {
+			var jsonTime, textTime time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				m.MaskMessage(c.raw)
+				t1 := time.Now()
+				m.MaskText(string(c.raw))
+				textTime += time.Since(t1)
+				jsonTime += t1.Sub(t0)
+			}
+			b.ReportMetric(float64(textTime)/float64(jsonTime), "json/text")
 		})
 	}
 }
