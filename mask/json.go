@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // MaskMessage masks one JSON-RPC 2.0 message (request, notification or
@@ -124,7 +125,8 @@ func (p *jparser) ws() {
 }
 
 func (m *Masker) maskJSON(raw []byte, protocol bool) ([]byte, Counts, error) {
-	p := &jparser{s: string(raw)}
+	p := m.getParser(raw)
+	defer m.putParser(p)
 	if err := p.parse(protocol); err != nil {
 		return nil, nil, err
 	}
@@ -148,6 +150,37 @@ func (m *Masker) maskJSON(raw []byte, protocol bool) ([]byte, Counts, error) {
 	}
 	out = append(out, raw[last:]...)
 	return out, counts, nil
+}
+
+// maxPooledEntries bounds the tables a recycled parser keeps, so that one
+// huge message does not pin its memory for the masker's lifetime.
+const maxPooledEntries = 1 << 14
+
+func (m *Masker) getParser(raw []byte) *jparser {
+	p, _ := m.parsers.Get().(*jparser)
+	if p == nil {
+		p = &jparser{}
+	}
+	// The parser reads raw in place rather than copying it: nothing it
+	// records outlives the call (edits and errors are built from copies),
+	// and the caller does not change raw while MaskMessage runs.
+	p.s, p.pos = unsafe.String(unsafe.SliceData(raw), len(raw)), 0
+	return p
+}
+
+// putParser clears p (it holds pieces of the message, which may be
+// secrets) and recycles it.
+func (m *Masker) putParser(p *jparser) {
+	if max(cap(p.objs), cap(p.vals), cap(p.keys), cap(p.stack), cap(p.edits)) > maxPooledEntries {
+		return
+	}
+	clear(p.objs)
+	clear(p.vals)
+	clear(p.keys)
+	clear(p.stack)
+	clear(p.edits)
+	*p = jparser{objs: p.objs[:0], vals: p.vals[:0], keys: p.keys[:0], stack: p.stack[:0], edits: p.edits[:0]}
+	m.parsers.Put(p)
 }
 
 // parse tokenises the whole value iteratively, recording objects and scalar
@@ -329,6 +362,7 @@ func (p *jparser) str() (end int, esc, bad bool, err error) {
 	i := p.pos + 1
 	nonASCII := false
 	for {
+		i = skipPlain(s, i)
 		if i >= len(s) {
 			p.pos = i
 			return 0, false, false, p.fail("unterminated string")
@@ -370,6 +404,40 @@ func (p *jparser) str() (end int, esc, bad bool, err error) {
 			i++
 		}
 	}
+}
+
+// Masks for skipPlain's eight-bytes-at-a-time test.
+const (
+	swarOnes  = 0x0101010101010101
+	swarHighs = 0x8080808080808080
+)
+
+// skipPlain returns the offset of the first byte at or after i that a string
+// scan must look at: a quote, a backslash, a control character or a byte of
+// a multi-byte rune. It tests eight bytes at a time, so a long run of plain
+// ASCII text costs a fraction of a byte-by-byte loop.
+func skipPlain(s string, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		q := x ^ (swarOnes * '"')
+		b := x ^ (swarOnes * '\\')
+		special := (q - swarOnes) &^ q
+		special |= (b - swarOnes) &^ b
+		special |= (x - swarOnes*0x20) &^ x
+		special |= x
+		if special&swarHighs != 0 {
+			break
+		}
+	}
+	for i < len(s) {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return i
+		}
+		i++
+	}
+	return i
 }
 
 func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }

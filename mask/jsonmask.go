@@ -66,16 +66,19 @@ func (m *Masker) decide(p *jparser, protocol bool) (Counts, error) {
 		if v.esc || v.bad {
 			text = decodeString(text, v.esc)
 		}
-		out, c := text, Counts(nil)
+		out, found := text, false
 		if o != nil {
-			out, c = m.maskSecretField(v.key, text)
+			var c Counts
+			if out, c = m.maskSecretField(v.key, text); c != nil {
+				counts.Merge(c)
+				found = true
+			}
 		}
-		if c == nil {
-			out, c = m.MaskText(text)
+		if !found {
+			out, found = m.maskText(text, &counts)
 		}
-		if c != nil || v.bad {
+		if found || v.bad {
 			p.edits = append(p.edits, edit{start: v.start, end: v.end, repl: quote(out)})
-			counts.Merge(c)
 		}
 	}
 	m.decideKeys(p, &counts, inside)
@@ -112,7 +115,7 @@ func (m *Masker) checkFixed(p *jparser, v *jsonVal) error {
 	}
 	text := decodeString(s[v.start+1:v.end-1], v.esc)
 	if _, c := m.MaskText(text); c != nil {
-		return &WithheldError{Field: v.key, Counts: c}
+		return &WithheldError{Field: strings.Clone(v.key), Counts: c} // v.key points into the message
 	}
 	if v.bad {
 		p.edits = append(p.edits, edit{start: v.start, end: v.end, repl: quote(text)})
@@ -131,14 +134,13 @@ func (m *Masker) decideKeys(p *jparser, counts *Counts, inside func(int) bool) {
 		if inside(k.start) {
 			continue
 		}
-		out, c := m.MaskText(k.text)
-		if c == nil {
+		out, found := m.maskText(k.text, counts)
+		if !found {
 			if k.bad {
 				p.edits = append(p.edits, edit{start: k.start, end: k.end, repl: quote(k.text)})
 			}
 			continue
 		}
-		counts.Merge(c)
 		if changed == nil {
 			changed, masked = make(map[int]bool), make(map[int]string)
 		}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -101,6 +102,10 @@ type Masker struct {
 	enabled [numBuiltins]bool
 	trig    [256]uint8 // trigger class per byte, 0 for none
 	rules   []*rule
+
+	// parsers recycles the JSON path's scratch tables (*jparser), so a
+	// message costs no allocation for them once the masker is warm.
+	parsers sync.Pool
 }
 
 // Name is the profile name.
@@ -182,20 +187,32 @@ func (mt *match) name() string {
 // replacements keep uncovering new findings), the whole of s is replaced by
 // one "[REDACTED:<detector>]".
 func (m *Masker) MaskText(s string) (string, Counts) {
+	var counts Counts
+	out, found := m.maskText(s, &counts)
+	if !found {
+		return out, nil
+	}
+	return out, counts
+}
+
+// maskText is MaskText adding its findings to counts, so that the JSON path
+// keeps one Counts for a whole message. found reports whether anything was
+// masked.
+func (m *Masker) maskText(s string, counts *Counts) (out string, found bool) {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	sc := scanner{m: m, s: s}
 	sc.run(0, len(s))
 	if sc.fold {
-		return m.maskFolded(s, nil)
+		return m.maskFolded(s, counts)
 	}
 	matches := m.findRules(s, sc.out)
 	if len(matches) == 0 {
-		return s, nil
+		return s, false
 	}
 	v := view{orig: s, norm: s}
-	out, counts, spans := m.apply(&v, matches)
+	out, spans := m.apply(&v, matches, counts)
 	// A replacement changes the context of its neighbours: "x+4420…" is no
 	// phone number, but "[REDACTED:…]+4420…" may be one. Scan again around
 	// the replacements until nothing changes, so that masking is idempotent.
@@ -212,28 +229,28 @@ func (m *Masker) MaskText(s string) (string, Counts) {
 		}
 		sc.run(lo, hi)
 		if sc.fold {
-			return m.maskFolded(out, counts)
+			out, _ = m.maskFolded(out, counts)
+			return out, true
 		}
 		matches = m.findRules(out, sc.out)
 		if len(matches) == 0 {
-			return out, counts
+			return out, true
 		}
 		if pass == maxRescans {
-			return m.withhold(matches, counts)
+			return m.withhold(matches, counts), true
 		}
-		var c Counts
 		v = view{orig: out, norm: out}
-		out, c, spans = m.apply(&v, matches)
-		counts.Merge(c)
+		out, spans = m.apply(&v, matches, counts)
 	}
 }
 
 // maskFolded masks s through its normalised view, rescanning the whole
-// text after each round of replacements. counts holds earlier findings.
-func (m *Masker) maskFolded(s string, counts Counts) (string, Counts) {
+// text after each round of replacements, and adds the findings to counts.
+// found reports whether it masked anything.
+func (m *Masker) maskFolded(s string, counts *Counts) (out string, found bool) {
 	if len(s) > maxFoldLen {
 		counts.add(withheldCountName, 1)
-		return "[REDACTED:" + withheldCountName + "]", counts // too large to check
+		return "[REDACTED:" + withheldCountName + "]", true // too large to check
 	}
 	for pass := 0; ; pass++ {
 		v := fold(s)
@@ -241,20 +258,18 @@ func (m *Masker) maskFolded(s string, counts Counts) (string, Counts) {
 		sc.run(0, len(v.norm))
 		matches := m.findRules(v.norm, sc.out)
 		if len(matches) == 0 {
-			return s, counts
+			return s, pass > 0
 		}
 		if pass == maxRescans {
-			return m.withhold(matches, counts)
+			return m.withhold(matches, counts), true
 		}
-		var c Counts
-		s, c, _ = m.apply(&v, matches)
-		counts.Merge(c)
+		s, _ = m.apply(&v, matches, counts)
 	}
 }
 
 // withhold replaces a whole text that could not be masked completely with
-// the token of the most specific detector among the findings.
-func (m *Masker) withhold(ms []match, counts Counts) (string, Counts) {
+// the token of the most specific detector among the findings, and counts it.
+func (m *Masker) withhold(ms []match, counts *Counts) string {
 	w := 0
 	for i := range ms {
 		if ms[i].priority() > ms[w].priority() {
@@ -263,7 +278,7 @@ func (m *Masker) withhold(ms []match, counts Counts) (string, Counts) {
 	}
 	name := ms[w].name()
 	counts.add(name, 1)
-	return "[REDACTED:" + name + "]", counts
+	return "[REDACTED:" + name + "]"
 }
 
 // rescanWindow bounds how far from its trigger byte a builtin detector
@@ -286,21 +301,22 @@ func (m *Masker) findRules(s string, dst []match) []match {
 // findings merge into one replacement named after the most specific detector
 // among them. It also returns the byte ranges of the replacements in the
 // result. A finding marked whole replaces the entire text.
-func (m *Masker) apply(v *view, ms []match) (string, Counts, [][2]int) {
+func (m *Masker) apply(v *view, ms []match, counts *Counts) (string, [][2]int) {
 	for i := range ms {
 		if ms[i].whole {
-			out, counts := m.withhold(ms[i:i+1], nil)
-			return out, counts, [][2]int{{0, len(out)}}
+			out := m.withhold(ms[i:i+1], counts)
+			return out, [][2]int{{0, len(out)}}
 		}
 	}
-	sort.Slice(ms, func(i, j int) bool {
-		if ms[i].start != ms[j].start {
-			return ms[i].start < ms[j].start
-		}
-		return ms[i].end > ms[j].end
-	})
+	if len(ms) > 1 {
+		sort.Slice(ms, func(i, j int) bool {
+			if ms[i].start != ms[j].start {
+				return ms[i].start < ms[j].start
+			}
+			return ms[i].end > ms[j].end
+		})
+	}
 	s := v.orig
-	var counts Counts
 	var b strings.Builder
 	b.Grow(len(s) + 16*len(ms))
 	spans := make([][2]int, 0, len(ms))
@@ -332,7 +348,7 @@ func (m *Masker) apply(v *view, ms []match) (string, Counts, [][2]int) {
 		i = j
 	}
 	b.WriteString(s[last:])
-	return b.String(), counts, spans
+	return b.String(), spans
 }
 
 // replacement renders the masked form of value found by det (or rule r).

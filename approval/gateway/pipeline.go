@@ -28,11 +28,18 @@ func Chain(stages ...Middleware) bridge.Filter {
 }
 
 // Outcome classifies a response for logs and audit: ok, error (a JSON-RPC
-// error) or tool_error (a tool result with isError).
+// error) or tool_error (a tool result with isError). It decodes the result
+// once per message: the access log and the audit stage both ask.
 func Outcome(m *bridge.Message) string {
 	if m.Error != nil {
 		return "error"
 	}
+	return m.Derived(outcomeKey{}, func() any { return outcomeOf(m) }).(string)
+}
+
+type outcomeKey struct{}
+
+func outcomeOf(m *bridge.Message) string {
 	var r struct {
 		IsError bool `json:"isError"`
 	}
@@ -52,57 +59,74 @@ func principalOf(x *bridge.Exchange) *auth.Identity {
 
 // AccessLog records who called what and the outcome in the structured log:
 // identities, methods, targets, outcomes and latency, never arguments,
-// results or tokens.
+// results or tokens. It builds each line's attributes in a fixed array with
+// slog.LogAttrs (no []any boxing, no maps), and builds nothing when the
+// logger does not log at info level.
 func AccessLog(log *slog.Logger, now func() time.Time) Middleware {
 	return func(next bridge.Filter) bridge.Filter {
 		return bridge.FilterFunc(func(ctx context.Context, x *bridge.Exchange, m *bridge.Message) (bridge.Verdict, error) {
 			ctx, note := withNote(ctx)
 			v, err := next.Filter(ctx, x, m)
-			id := principalOf(x)
-			attrs := []any{"session", x.Session.ID, "server", x.Session.Server, "subject", id.Subject, "email", id.Email,
-				"direction", x.Direction.String(), "kind", m.Kind.String()}
-			switch {
-			case m.Kind == bridge.KindResponse && x.Request != nil:
-				c := CallOf(x.Request)
-				attrs = append(attrs, "method", c.Method, "target", c.Target, "id", string(m.ID))
-				out := m
-				if v.Forward != nil {
-					out = v.Forward
-				}
-				attrs = append(attrs, "outcome", Outcome(out))
-				if !x.RequestStarted.IsZero() {
-					attrs = append(attrs, "latency_ms", float64(now().Sub(x.RequestStarted).Microseconds())/1000)
-				}
-			case m.Kind == bridge.KindRequest:
-				c := CallOf(m)
-				attrs = append(attrs, "method", c.Method, "target", c.Target, "id", string(m.ID))
-				switch {
-				case err != nil:
-					attrs = append(attrs, "decision", "refused")
-				case v.Reply != nil:
-					attrs = append(attrs, "decision", "answered by gateway", "outcome", Outcome(v.Reply))
-				default:
-					attrs = append(attrs, "decision", "forwarded")
-				}
-			default:
-				attrs = append(attrs, "method", m.Method)
+			if !log.Enabled(ctx, slog.LevelInfo) {
+				return v, err
 			}
-			if note.Decision != "" {
-				attrs = append(attrs, "policy", note.Decision, "rule", note.Rule)
-			}
-			if note.ApprovalID != "" {
-				attrs = append(attrs, "approval", note.ApprovalID)
-			}
-			if len(note.Masked) > 0 {
-				attrs = append(attrs, "masked", note.Masked)
-			}
-			if err != nil {
-				attrs = append(attrs, "err", err)
-			}
-			log.Info("mcp", attrs...)
+			var buf [accessLogAttrs]slog.Attr
+			attrs := appendAccessAttrs(buf[:0], x, m, v, err, note, now)
+			log.LogAttrs(ctx, slog.LevelInfo, "mcp", attrs...)
 			return v, err
 		})
 	}
+}
+
+// accessLogAttrs is the most attributes one access log line has.
+const accessLogAttrs = 18
+
+// appendAccessAttrs appends the attributes of one access log line.
+func appendAccessAttrs(attrs []slog.Attr, x *bridge.Exchange, m *bridge.Message, v bridge.Verdict, err error, note *Note, now func() time.Time) []slog.Attr {
+	id := principalOf(x)
+	attrs = append(attrs,
+		slog.String("session", x.Session.ID), slog.String("server", x.Session.Server),
+		slog.String("subject", id.Subject), slog.String("email", id.Email),
+		slog.String("direction", x.Direction.String()), slog.String("kind", m.Kind.String()))
+	switch {
+	case m.Kind == bridge.KindResponse && x.Request != nil:
+		c := CallOf(x.Request)
+		attrs = append(attrs, slog.String("method", c.Method), slog.String("target", c.Target), slog.String("id", string(m.ID)))
+		out := m
+		if v.Forward != nil {
+			out = v.Forward
+		}
+		attrs = append(attrs, slog.String("outcome", Outcome(out)))
+		if !x.RequestStarted.IsZero() {
+			attrs = append(attrs, slog.Float64("latency_ms", float64(now().Sub(x.RequestStarted).Microseconds())/1000))
+		}
+	case m.Kind == bridge.KindRequest:
+		c := CallOf(m)
+		attrs = append(attrs, slog.String("method", c.Method), slog.String("target", c.Target), slog.String("id", string(m.ID)))
+		switch {
+		case err != nil:
+			attrs = append(attrs, slog.String("decision", "refused"))
+		case v.Reply != nil:
+			attrs = append(attrs, slog.String("decision", "answered by gateway"), slog.String("outcome", Outcome(v.Reply)))
+		default:
+			attrs = append(attrs, slog.String("decision", "forwarded"))
+		}
+	default:
+		attrs = append(attrs, slog.String("method", m.Method))
+	}
+	if note.Decision != "" {
+		attrs = append(attrs, slog.String("policy", note.Decision), slog.String("rule", note.Rule))
+	}
+	if note.ApprovalID != "" {
+		attrs = append(attrs, slog.String("approval", note.ApprovalID))
+	}
+	if len(note.Masked) > 0 {
+		attrs = append(attrs, slog.Any("masked", note.Masked))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.Any("err", err))
+	}
+	return attrs
 }
 
 // StageDeps are what the default stages need beyond the configuration.

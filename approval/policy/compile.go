@@ -112,8 +112,10 @@ func (e *ValidationError) Error() string {
 // concurrent use.
 type Policy struct {
 	rules       []rule
-	byServer    map[string][]int32 // rules that can match a named server
-	anyServer   []int32            // rules without a servers list
+	byServer    map[string][]int32    // rules that can match a named server
+	anyServer   []int32               // rules without a servers list
+	index       map[string]*ruleIndex // byServer, indexed by tool, user and group
+	anyIndex    *ruleIndex            // anyServer, indexed
 	def         Action
 	defApproval *ApprovalSpec
 	defReason   string
@@ -256,6 +258,12 @@ func Compile(cfg Config, opts CompileOptions) (*Policy, error) {
 			}
 		}
 	}
+
+	p.index = make(map[string]*ruleIndex, len(p.byServer))
+	for s, l := range p.byServer {
+		p.index[s] = newRuleIndex(p.rules, l)
+	}
+	p.anyIndex = newRuleIndex(p.rules, p.anyServer)
 
 	p.cfg = norm
 	p.warnings = v.warnings

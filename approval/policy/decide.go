@@ -368,6 +368,35 @@ func (p *Policy) candidates(server string) []int32 {
 	return p.anyServer
 }
 
+// serverIndex returns the index of the rules that can match server.
+func (p *Policy) serverIndex(server string) *ruleIndex {
+	if x, ok := p.index[server]; ok {
+		return x
+	}
+	return p.anyIndex
+}
+
+// firstMatch returns the first rule, in rule order, that matches st's input
+// (and the evaluation error it matched on), or nil. Only the rules the
+// server's index keeps are evaluated.
+func (p *Policy) firstMatch(st *evalState) (*rule, string) {
+	x := p.serverIndex(st.in.Server)
+	var dstBuf, scratchBuf [indexWords]uint64
+	dst, scratch := dstBuf[:], scratchBuf[:]
+	if x.words > indexWords {
+		dst, scratch = make([]uint64, x.words), make([]uint64, x.words)
+	}
+	dst, scratch = dst[:x.words], scratch[:x.words]
+	x.candidates(dst, scratch, st)
+	for i := nextBit(dst, 0); i >= 0; i = nextBit(dst, i+1) {
+		r := &p.rules[i]
+		if v, _, errMsg := r.eval(st, false); v != noMatch {
+			return r, errMsg
+		}
+	}
+	return nil, ""
+}
+
 // Decide returns the decision for in: the first rule that matches decides.
 // When none does, the method's fallback applies: `default` for tools/call,
 // resources/read, prompts/get, the server-to-client requests and every
@@ -393,12 +422,8 @@ func (p *Policy) Decide(in Input) Decision {
 		fallback = dep
 	}
 	st := evalState{in: in, methodBit: methodBit(in.Method), serverChecked: true}
-	for _, i := range p.candidates(in.Server) {
-		r := &p.rules[i]
-		v, _, errMsg := r.eval(&st, false)
-		if v != noMatch {
-			return r.decision(errMsg)
-		}
+	if r, errMsg := p.firstMatch(&st); r != nil {
+		return r.decision(errMsg)
 	}
 	if classOf(in.Method) == classDependent {
 		return fallback
