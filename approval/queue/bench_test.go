@@ -52,7 +52,12 @@ func BenchmarkFindForCall(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	q := newQueue(b, s, newClock())
+	// 1000 pending requests of one requester, past the default cap, to
+	// measure the lookup among many.
+	q, err := New(s, Options{Now: newClock().Now, MaxPendingPerRequester: 2000})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for i := range 1000 {
 		r := call(1)
 		r.Tool = "tool_" + string(rune('a'+i%26)) + string(rune('a'+i/26%26))
