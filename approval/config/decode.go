@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/seed-3f9f6f16/bridge/approval/policy"
 )
 
 // decoder fills a Config from the YAML syntax tree, field by field, so that
@@ -264,7 +266,7 @@ func unknownKey(k string, fields map[string]int) string {
 	sort.Strings(known)
 	best, bestDist := "", 3
 	for _, name := range known {
-		if dist := editDistance(strings.ToLower(k), name); dist < bestDist {
+		if dist := policy.EditDistance(strings.ToLower(k), name); dist < bestDist {
 			best, bestDist = name, dist
 		}
 	}
@@ -272,27 +274,6 @@ func unknownKey(k string, fields map[string]int) string {
 		return fmt.Sprintf("unknown key: did you mean %s?", best)
 	}
 	return "unknown key (known here: " + strings.Join(known, ", ") + ")"
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // kind names a node's YAML kind for a message.
